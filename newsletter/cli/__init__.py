@@ -1,0 +1,14 @@
+"""The editor's command line (click). An edge: it reads the clock, opens one transaction per
+command and maps ``NewsletterError`` to a message and an exit code.
+
+Command groups live in sibling modules and register themselves on ``main`` below.
+"""
+
+from __future__ import annotations
+
+from newsletter.cli.base import main
+
+# Each module adds its commands to ``main`` when imported.
+from newsletter.cli import setup as _setup  # noqa: F401  isort: skip
+
+__all__ = ["main"]

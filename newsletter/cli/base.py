@@ -1,0 +1,74 @@
+"""The root ``newsletter`` group, shared state and the error mapping."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+
+from newsletter.config import Config, config_path_from, load_config
+from newsletter.db import current_revision, make_engine
+from newsletter.errors import NewsletterError, NotInitialisedError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class AppContext:
+    """What every command needs, loaded lazily so ``init`` works before a config exists."""
+
+    config_option: str | None
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.config_option)
+
+    @property
+    def config_path(self) -> str:
+        return str(config_path_from(self.config_option))
+
+    def engine(self, *, require_schema: bool = True) -> Engine:
+        """The database engine; raises ``NotInitialisedError`` if migrations never ran."""
+        if self._engine is None:
+            self._engine = make_engine(self.config.database_url)
+        if require_schema and current_revision(self._engine) is None:
+            raise NotInitialisedError(
+                "the database has no schema yet: run `newsletter init` (or `newsletter db upgrade`)"
+            )
+        return self._engine
+
+
+class NewsletterGroup(click.Group):
+    """Maps the product's errors to a one-line message and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=NewsletterGroup)
+@click.option(
+    "--config",
+    "config_option",
+    envvar="NEWSLETTER_CONFIG",
+    default=None,
+    metavar="FILE",
+    help="Configuration file (default: ./newsletter.toml, or $NEWSLETTER_CONFIG).",
+)
+@click.version_option(package_name="sunday-newsletter")
+@click.pass_context
+def main(ctx: click.Context, config_option: str | None) -> None:
+    """Run the Sunday email: collect links, assemble issues, send them, manage subscribers."""
+    ctx.obj = AppContext(config_option=config_option)
+
+
+pass_app = click.make_pass_decorator(AppContext)

@@ -1,0 +1,1 @@
+"""The ASGI app (Starlette): public pages, the outbox, and later the admin and API."""
