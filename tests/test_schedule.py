@@ -1,0 +1,184 @@
+"""The pure schedule policy: slots in the list's zone across DST, pauses, overrides, due work."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from newsletter.errors import InvalidInputError
+from newsletter.schedule import (
+    Cause,
+    Outcome,
+    Override,
+    OverrideAction,
+    PauseWindow,
+    SlotRecord,
+    catch_up_weeks,
+    check_pause_until,
+    decide,
+    delay_target,
+    due_instants,
+    latest_slot,
+    next_slot,
+    parse_local_datetime,
+    slots_between,
+    upcoming_slots,
+    weekly_schedule,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+SUNDAY_8 = weekly_schedule("sun", "08:00", "Europe/Paris")
+GRACE = timedelta(hours=24)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def paris(*args: int) -> datetime:
+    return datetime(*args, tzinfo=PARIS).astimezone(UTC)
+
+
+def test_slots_stay_at_8_local_across_spring_dst_change() -> None:
+    """Around 29 March 2026 the Sunday slot is 08:00 in Paris: 07:00 UTC before, 06:00 after."""
+    slots = slots_between(SUNDAY_8, utc(2026, 3, 20), utc(2026, 4, 6))
+    assert slots == [utc(2026, 3, 22, 7), utc(2026, 3, 29, 6), utc(2026, 4, 5, 6)]
+    assert all(s.astimezone(PARIS).hour == 8 for s in slots)
+
+
+def test_slots_stay_at_8_local_across_autumn_dst_change() -> None:
+    """Around 25 October 2026 the Sunday slot is 08:00 in Paris: 06:00 UTC before, 07:00 after."""
+    slots = slots_between(SUNDAY_8, utc(2026, 10, 16), utc(2026, 11, 2))
+    assert slots == [utc(2026, 10, 18, 6), utc(2026, 10, 25, 7), utc(2026, 11, 1, 7)]
+    assert all(s.astimezone(PARIS).hour == 8 for s in slots)
+
+
+def test_next_and_latest_slot_on_the_dst_sunday_itself() -> None:
+    """Just before and after 08:00 local on the change day, next/latest pick the right instant."""
+    before = paris(2026, 3, 29, 7, 59)
+    assert next_slot(SUNDAY_8, before) == utc(2026, 3, 29, 6)
+    assert latest_slot(SUNDAY_8, before) == utc(2026, 3, 22, 7)
+    at = utc(2026, 3, 29, 6)
+    assert latest_slot(SUNDAY_8, at) == at
+    assert next_slot(SUNDAY_8, at) == utc(2026, 4, 5, 6)
+    autumn = paris(2026, 10, 25, 8, 0)
+    assert autumn == utc(2026, 10, 25, 7)
+    assert next_slot(SUNDAY_8, autumn - timedelta(seconds=1)) == autumn
+
+
+def test_a_slot_inside_the_spring_gap_moves_forward() -> None:
+    """02:30 does not exist on 29 March 2026 in Paris; the slot is 03:30 CEST (01:30 UTC)."""
+    night = weekly_schedule("sun", "02:30", "Europe/Paris")
+    assert next_slot(night, utc(2026, 3, 28)) == utc(2026, 3, 29, 1, 30)
+
+
+def test_other_days_and_zones() -> None:
+    """The schedule honours a Monday slot in New York (DST there changes on other dates)."""
+    ny = weekly_schedule("mon", "18:00", "America/New_York")
+    slots = upcoming_slots(ny, utc(2026, 3, 1), 3)
+    assert slots == [utc(2026, 3, 2, 23), utc(2026, 3, 9, 22), utc(2026, 3, 16, 22)]
+
+
+def test_bad_schedule_values_are_rejected() -> None:
+    """An unknown zone, day or time raises InvalidInputError naming it."""
+    with pytest.raises(InvalidInputError, match="time zone"):
+        weekly_schedule("sun", "08:00", "Europe/Pariss")
+    with pytest.raises(InvalidInputError, match="day"):
+        weekly_schedule("sunday", "08:00", "Europe/Paris")
+    with pytest.raises(InvalidInputError, match="HH:MM"):
+        weekly_schedule("sun", "8h", "Europe/Paris")
+    with pytest.raises(InvalidInputError, match="2026-03-30 18:00"):
+        parse_local_datetime("lundi 18h", PARIS)
+
+
+def test_pause_window_covers_slots_before_its_end_date() -> None:
+    """A pause until 6 September covers the August Sundays but not 6 September itself."""
+    pause = PauseWindow(until=date(2026, 9, 6), reason="vacances")
+    assert pause.covers(paris(2026, 8, 30, 8), PARIS)
+    assert not pause.covers(paris(2026, 9, 6, 8), PARIS)
+    ended = PauseWindow(until=date(2026, 9, 6), ended_at=paris(2026, 8, 20, 12))
+    assert ended.covers(paris(2026, 8, 16, 8), PARIS)
+    assert not ended.covers(paris(2026, 8, 23, 8), PARIS)
+
+
+def _decide(instant: datetime, now: datetime, **kwargs: object) -> object:
+    params: dict[str, object] = {"pauses": [], "overrides": [], "grace": GRACE, "has_links": True}
+    params.update(kwargs)
+    return decide(SUNDAY_8, instant, now, **params)  # type: ignore[arg-type]
+
+
+def test_decide_precedence() -> None:
+    """Pause beats the editor's skip/delay, which beat lateness, which beats an empty queue."""
+    slot = paris(2026, 7, 12, 8)
+    pause = PauseWindow(until=date(2026, 9, 6), reason="été")
+    skip = Override(slot, OverrideAction.SKIP, reason="congrès")
+    later = paris(2026, 7, 13, 18)
+    delay = Override(slot, OverrideAction.DELAY, send_at=later)
+    d = _decide(slot, slot, pauses=[pause], overrides=[skip])
+    assert (d.outcome, d.cause, d.reason) == (Outcome.PAUSED, Cause.PAUSE, "été")  # type: ignore[attr-defined]
+    d = _decide(slot, slot, overrides=[skip])
+    assert (d.outcome, d.reason) == (Outcome.SKIPPED, "congrès")  # type: ignore[attr-defined]
+    d = _decide(slot, slot, overrides=[delay])
+    assert (d.outcome, d.delayed_to) == (Outcome.DELAYED, later)  # type: ignore[attr-defined]
+    d = _decide(slot, slot + timedelta(hours=25))
+    assert d.outcome is Outcome.MISSED  # type: ignore[attr-defined]
+    d = _decide(slot, slot + timedelta(hours=23), has_links=False)
+    assert (d.outcome, d.cause) == (Outcome.SKIPPED, Cause.NOTHING_NEW)  # type: ignore[attr-defined]
+    d = _decide(slot, slot + timedelta(hours=23))
+    assert d.outcome is Outcome.SENT  # type: ignore[attr-defined]
+
+
+def test_due_instants_include_delayed_sends_and_skip_decided_ones() -> None:
+    """Due work is the undecided regular slots and delayed sends within a week plus grace."""
+    slot = paris(2026, 3, 29, 8)
+    monday = paris(2026, 3, 30, 18)
+    delay = Override(slot, OverrideAction.DELAY, send_at=monday)
+    assert due_instants(SUNDAY_8, slot, overrides=[delay], decided=[], grace=GRACE) == [
+        paris(2026, 3, 22, 8),
+        slot,
+    ]
+    assert due_instants(
+        SUNDAY_8, monday, overrides=[delay], decided=[paris(2026, 3, 22, 8), slot], grace=GRACE
+    ) == [monday]
+    assert (
+        due_instants(
+            SUNDAY_8, monday - timedelta(minutes=1), overrides=[delay], decided=[slot], grace=GRACE
+        )
+        == []
+    )  # 22 March is now more than a week and a day old
+
+
+def test_delay_must_stay_within_this_week() -> None:
+    """A delay applies to the next slot and must land after now and before the following one."""
+    now = paris(2026, 3, 27, 10)
+    assert delay_target(SUNDAY_8, paris(2026, 3, 30, 18), now) == paris(2026, 3, 29, 8)
+    with pytest.raises(InvalidInputError, match="past"):
+        delay_target(SUNDAY_8, paris(2026, 3, 26, 18), now)
+    with pytest.raises(InvalidInputError, match="following week"):
+        delay_target(SUNDAY_8, paris(2026, 4, 5, 9), now)
+
+
+def test_pause_must_end_after_today() -> None:
+    """A pause ending today or earlier is rejected."""
+    now = paris(2026, 7, 1, 23, 30)  # 21:30 UTC, already 1 July in Paris
+    with pytest.raises(InvalidInputError, match="after today"):
+        check_pause_until(SUNDAY_8, date(2026, 7, 1), now)
+    check_pause_until(SUNDAY_8, date(2026, 7, 2), now)
+
+
+def test_catch_up_weeks_list_the_carried_weeks() -> None:
+    """Paused and missed weeks are carried; an empty skipped week and a delay are not."""
+    history = [
+        SlotRecord(paris(2026, 7, 5, 8), Outcome.SKIPPED, kept_links=False),
+        SlotRecord(paris(2026, 7, 12, 8), Outcome.PAUSED, kept_links=True),
+        SlotRecord(paris(2026, 7, 19, 8), Outcome.MISSED, kept_links=True),
+        SlotRecord(paris(2026, 7, 26, 8), Outcome.DELAYED, kept_links=True),
+    ]
+    assert catch_up_weeks(history, paris(2026, 7, 27, 18), PARIS) == [
+        date(2026, 7, 12),
+        date(2026, 7, 19),
+        date(2026, 7, 27),
+    ]
+    assert catch_up_weeks(history[:1], paris(2026, 7, 12, 8), PARIS) == []
