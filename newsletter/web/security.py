@@ -1,0 +1,204 @@
+"""Web hardening shared by the public and admin pages.
+
+- ``SecurityHeadersMiddleware``: CSP without inline scripts, X-Frame-Options, Referrer-Policy,
+  nosniff, on every response that did not set its own.
+- ``BodySizeLimitMiddleware``: request bodies over a limit get 413 before a handler reads them.
+- ``CSRFMiddleware`` + ``csrf_token(request)`` + ``await check_csrf(request, form)``: a
+  double-submit token. A random value lives in an HttpOnly cookie; forms carry its HMAC with the
+  secret key, so a page on another site can neither read nor forge the field.
+- ``RateLimiter``: a per-key (per-IP) sliding window, in memory, for one process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from newsletter.errors import NewsletterError
+
+CSRF_COOKIE = "nl_csrf"
+CSRF_FIELD = "csrf_token"
+DEFAULT_BODY_LIMIT = 16 * 1024
+
+DEFAULT_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: Mapping[str, str] = {
+    "content-security-policy": DEFAULT_CSP,
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+}
+
+
+class CSRFError(NewsletterError):
+    """A form arrived without a valid CSRF token (the web edge answers 403)."""
+
+
+class SecurityHeadersMiddleware:
+    """Adds ``headers`` to every HTTP response unless the handler set that header itself
+    (a page that must allow more, e.g. inline styles of an archived email, sets its own CSP)."""
+
+    def __init__(self, app: ASGIApp, headers: Mapping[str, str] = SECURITY_HEADERS) -> None:
+        self.app = app
+        self.headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.headers if k not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    """Answers 413 to a request whose body is over ``max_bytes``, whether it declares its
+    length or streams it in chunks."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_BODY_LIMIT) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_413(send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_413(send)
+
+
+async def _send_413(send: Send) -> None:
+    body = b"Request body too large.\n"
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class CSRFMiddleware:
+    """Gives every visitor a random CSRF cookie (set on the response when new) and puts its
+    value in ``request.state.csrf_seed`` for ``csrf_token``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seed = Request(scope).cookies.get(CSRF_COOKIE, "")
+        is_new = len(seed) < 32 or len(seed) > 64 or not seed.replace("-", "").isalnum()
+        if is_new:
+            seed = secrets.token_hex(16)
+        scope.setdefault("state", {})["csrf_seed"] = seed
+
+        async def send_with_cookie(message: Message) -> None:
+            if is_new and message["type"] == "http.response.start":
+                secure = "; Secure" if scope.get("scheme") == "https" else ""
+                cookie = f"{CSRF_COOKIE}={seed}; Path=/; HttpOnly; SameSite=Lax{secure}"
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"set-cookie", cookie.encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _secret(request: Request) -> str:
+    secret = str(request.app.state.config.secret_key)
+    if not secret:
+        raise CSRFError("no secret key configured ([web] secret_key)")
+    return secret
+
+
+def csrf_token(request: Request) -> str:
+    """The token to put in a form's hidden ``csrf_token`` field for this visitor."""
+    seed = str(request.state.csrf_seed)
+    return hmac.new(_secret(request).encode(), seed.encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, form: FormData | Mapping[str, Any]) -> None:
+    """Raises ``CSRFError`` unless ``form`` carries this visitor's CSRF token."""
+    sent = form.get(CSRF_FIELD)
+    if not isinstance(sent, str) or CSRF_COOKIE not in request.cookies:
+        raise CSRFError("the form expired or came from another site; please try again")
+    if not hmac.compare_digest(sent, csrf_token(request)):
+        raise CSRFError("the form expired or came from another site; please try again")
+
+
+class RateLimiter:
+    """At most ``limit`` hits per key in any ``window`` seconds (one process, in memory)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._hits: dict[str, deque[float]] = {}
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        """Count a hit for ``key``; False when it is over the limit (the hit is not counted)."""
+        moment = time.monotonic() if now is None else now
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= moment - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return False
+        hits.append(moment)
+        if len(self._hits) > 10_000:  # forget idle keys so memory stays bounded
+            self._forget_idle(moment)
+        return True
+
+    def _forget_idle(self, moment: float) -> None:
+        for key in [k for k, v in self._hits.items() if not v or v[-1] <= moment - self.window]:
+            del self._hits[key]
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (a reverse proxy in front must be trusted explicitly; we do not read
+    X-Forwarded-For, which any client can forge)."""
+    return request.client.host if request.client else ""

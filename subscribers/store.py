@@ -1,0 +1,291 @@
+"""The subscriber store: validated addresses, status changes and the append-only consent log.
+
+Every function takes the session of the caller's transaction and ``now``; none commits. An
+address is normalised by email-validator (syntax only, never DNS) and is unique through its
+lower-cased ``email_key``. Erasure keeps only a keyed hash of the address (HMAC-SHA256 with the
+secret), so an erased person leaves nothing readable behind yet an import cannot re-add them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from newsletter.errors import InvalidInputError, NotFoundError
+from newsletter.models import Delivery
+from subscribers.models import (
+    ConsentEvent,
+    ConsentKind,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+)
+
+MAX_NAME_LENGTH = 200
+MAX_ADDRESS_LENGTH = 254
+LANGUAGES = ("fr", "en")
+
+
+@dataclass(frozen=True)
+class ConsentContext:
+    """Where a change of consent came from, stored with it in the consent log."""
+
+    source: str = ""
+    ip: str = ""
+    user_agent: str = ""
+    consent_text_version: str = ""
+    detail: str = ""
+
+
+def normalise_address(raw: str) -> str:
+    """The address as email-validator normalises it (syntax only, no DNS).
+
+    Raises ``InvalidInputError`` naming the problem for an empty or invalid address.
+    """
+    text = raw.strip()
+    if not text:
+        raise InvalidInputError("an email address is required", where="email")
+    if len(text) > MAX_ADDRESS_LENGTH:
+        raise InvalidInputError("this email address is too long", where="email")
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInputError(f"not a valid email address ({exc})", where="email") from None
+    return str(result.normalized)
+
+
+def address_key(email: str) -> str:
+    """The case-insensitive identity of a normalised address."""
+    return email.lower()
+
+
+def address_hash(secret: str, email: str) -> str:
+    """A keyed hash of an address: stable for one secret, unreadable without it."""
+    key = address_key(normalise_address(email))
+    return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def check_name(name: str) -> str:
+    """A display name without control characters. Raises ``InvalidInputError`` when too long."""
+    cleaned = " ".join(name.split())
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidInputError(f"longer than {MAX_NAME_LENGTH} characters", where="name")
+    return cleaned
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    """The subscriber with this address (any case), or None. Invalid input raises."""
+    key = address_key(normalise_address(email))
+    return session.scalars(select(Subscriber).where(Subscriber.email_key == key)).one_or_none()
+
+
+def get_subscriber(session: Session, email: str) -> Subscriber:
+    """The subscriber with this address; raises ``NotFoundError`` when there is none."""
+    subscriber = find_subscriber(session, email)
+    if subscriber is None:
+        raise NotFoundError(f"no subscriber with the address {email!r}")
+    return subscriber
+
+
+def is_suppressed(session: Session, secret: str, email: str) -> bool:
+    """Whether this address was erased and must not be re-added silently."""
+    return session.get(Suppression, address_hash(secret, email)) is not None
+
+
+def record_consent(
+    session: Session,
+    secret: str,
+    subscriber: Subscriber,
+    kind: ConsentKind,
+    now: datetime,
+    context: ConsentContext,
+) -> ConsentEvent:
+    """Append one event to the consent log (never updated afterwards, except on erasure)."""
+    event = ConsentEvent(
+        subscriber_id=subscriber.id,
+        address_hash=address_hash(secret, subscriber.email),
+        kind=kind.value,
+        at=now,
+        ip=context.ip[:64],
+        user_agent=context.user_agent[:400],
+        source=context.source[:200],
+        consent_text_version=context.consent_text_version[:40],
+        detail=context.detail,
+    )
+    session.add(event)
+    return event
+
+
+def create_subscriber(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    status: SubscriberStatus,
+    source: str,
+    language: str,
+    now: datetime,
+) -> Subscriber:
+    """Insert a new subscriber (the caller checked the address is not there yet)."""
+    normalised = normalise_address(email)
+    subscriber = Subscriber(
+        email=normalised,
+        email_key=address_key(normalised),
+        name=check_name(name),
+        status=status.value,
+        source=source[:200],
+        language=language if language in LANGUAGES else LANGUAGES[0],
+        created_at=now,
+        confirmed_at=now if status is SubscriberStatus.ACTIVE else None,
+        soft_bounces=0,
+    )
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def activate(
+    session: Session, secret: str, subscriber: Subscriber, now: datetime, context: ConsentContext
+) -> bool:
+    """Make the subscriber active; logs ``confirmed`` or ``resubscribed``. False if already."""
+    if subscriber.status == SubscriberStatus.ACTIVE:
+        return False
+    was_unsubscribed = subscriber.unsubscribed_at is not None
+    subscriber.status = SubscriberStatus.ACTIVE.value
+    subscriber.confirmed_at = now
+    subscriber.unsubscribed_at = None
+    subscriber.bounced_at = None
+    subscriber.soft_bounces = 0
+    kind = ConsentKind.RESUBSCRIBED if was_unsubscribed else ConsentKind.CONFIRMED
+    record_consent(session, secret, subscriber, kind, now, context)
+    # A person who erased themselves and then confirmed again has consented anew.
+    suppression = session.get(Suppression, address_hash(secret, subscriber.email))
+    if suppression is not None:
+        session.delete(suppression)
+    return True
+
+
+def deactivate(
+    session: Session, secret: str, subscriber: Subscriber, now: datetime, context: ConsentContext
+) -> bool:
+    """Unsubscribe at once; logs ``unsubscribed``. False if it already was."""
+    if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
+        return False
+    subscriber.status = SubscriberStatus.UNSUBSCRIBED.value
+    subscriber.unsubscribed_at = now
+    record_consent(session, secret, subscriber, ConsentKind.UNSUBSCRIBED, now, context)
+    return True
+
+
+def list_subscribers(session: Session, status: str | None = None) -> Sequence[Subscriber]:
+    """Subscribers in creation order, optionally only those with ``status``."""
+    query = select(Subscriber).order_by(Subscriber.id)
+    if status:
+        query = query.where(Subscriber.status == status)
+    return session.scalars(query).all()
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """How many subscribers have each status (every status listed, zero included)."""
+    counts = {status.value: 0 for status in SubscriberStatus}
+    rows = session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
+    for status, count in rows:
+        counts[str(status)] = int(count)
+    return counts
+
+
+def consent_events(session: Session, subscriber_id: int) -> Sequence[ConsentEvent]:
+    query = select(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber_id)
+    return session.scalars(query.order_by(ConsentEvent.at, ConsentEvent.id)).all()
+
+
+def export_person(session: Session, email: str) -> dict[str, Any]:
+    """Everything held about one person, as JSON-ready data. Raises ``NotFoundError``."""
+    subscriber = get_subscriber(session, email)
+    deliveries = session.scalars(
+        select(Delivery).where(Delivery.subscriber_id == subscriber.id).order_by(Delivery.id)
+    ).all()
+    return {
+        "subscriber": subscriber_dict(subscriber),
+        "consent_log": [
+            {
+                "kind": event.kind,
+                "at": event.at.isoformat(),
+                "ip": event.ip,
+                "user_agent": event.user_agent,
+                "source": event.source,
+                "consent_text_version": event.consent_text_version,
+                "detail": event.detail,
+            }
+            for event in consent_events(session, subscriber.id)
+        ],
+        "deliveries": [
+            {
+                "run_id": delivery.run_id,
+                "status": delivery.status,
+                "sent_at": delivery.sent_at.isoformat() if delivery.sent_at else None,
+                "last_error": delivery.last_error,
+            }
+            for delivery in deliveries
+        ],
+    }
+
+
+def subscriber_dict(subscriber: Subscriber) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "status": subscriber.status,
+        "source": subscriber.source,
+        "language": subscriber.language,
+        "created_at": iso(subscriber.created_at),
+        "confirmed_at": iso(subscriber.confirmed_at),
+        "unsubscribed_at": iso(subscriber.unsubscribed_at),
+        "bounced_at": iso(subscriber.bounced_at),
+    }
+
+
+def erase_person(session: Session, secret: str, email: str, now: datetime) -> str:
+    """Delete a person's data and keep only the keyed hash of the address in ``suppression``.
+
+    The consent log keeps its events (kind, time, source) tied to the hash, with IP and user
+    agent blanked; delivery rows lose their address snapshot. Returns the hash. Raises
+    ``NotFoundError`` when the address is unknown.
+    """
+    subscriber = get_subscriber(session, email)
+    digest = address_hash(secret, subscriber.email)
+    session.execute(
+        update(ConsentEvent)
+        .where(ConsentEvent.subscriber_id == subscriber.id)
+        .values(ip="", user_agent="", subscriber_id=None)
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber.id)
+        .values(email="", subscriber_id=None)
+    )
+    session.add(
+        ConsentEvent(
+            subscriber_id=None,
+            address_hash=digest,
+            kind=ConsentKind.ERASED.value,
+            at=now,
+            source="erasure",
+        )
+    )
+    if session.get(Suppression, digest) is None:
+        session.add(Suppression(address_hash=digest, reason="erased", created_at=now))
+    session.delete(subscriber)
+    session.flush()
+    return digest
