@@ -1,10 +1,14 @@
-"""SMTP: where mail goes (the relay or the embedded catcher) and how one message is sent.
+"""SMTP: where mail goes (the relay or the embedded catcher), how one message is sent, and
+the bulk sender's tools: a pool of persistent connections and a global rate limiter.
 
-The bulk sender's connection pool builds on the same ``RelaySettings`` and error classes.
+Messages are always sent as bytes we built and checked (``SMTP.sendmail``), never through
+``send_message``, which re-folds headers such as ``List-Unsubscribe`` (design decision 3).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,6 +57,11 @@ class PermanentFailure(DeliveryError):
     """A 5xx reply for the recipient: a bounce."""
 
 
+class ConnectionFailure(TemporaryFailure):
+    """No session could be opened with the relay (refused, TLS, AUTH, timeout): nothing was
+    attempted for the recipient, so it costs them no attempt."""
+
+
 def make_client(relay: RelaySettings) -> aiosmtplib.SMTP:
     """An unconnected client for ``relay`` (TLS mode and credentials applied on connect)."""
     return aiosmtplib.SMTP(
@@ -93,3 +102,80 @@ async def send_single(
         address, (code, message) = next(iter(errors.items()))
         failure = PermanentFailure if 500 <= code < 600 else TemporaryFailure
         raise failure(f"{address}: {code} {message}")
+
+
+class SMTPPool:
+    """Up to ``size`` persistent connections to one relay, shared by the sender's workers.
+
+    A connection that fails in any way is dropped, so the next message gets a fresh one; a
+    connection that worked goes back to the pool for the next message.
+    """
+
+    def __init__(self, relay: RelaySettings, size: int) -> None:
+        self.relay = relay
+        self._slots = asyncio.Semaphore(max(size, 1))
+        self._idle: list[aiosmtplib.SMTP] = []
+        self.connections_opened = 0
+
+    async def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
+        """Send ``data`` to one recipient. Raises ``ConnectionFailure`` when no connection
+        could be opened, ``TemporaryFailure`` for a 4xx or a dropped connection and
+        ``PermanentFailure`` for a 5xx."""
+        async with self._slots:
+            client = await self._take()
+            try:
+                errors, _ = await client.sendmail(envelope_from, [recipient], data)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                await self._drop(client)
+                raise classify(exc) from None
+            self._idle.append(client)
+        if errors:
+            address, (code, message) = next(iter(errors.items()))
+            failure = PermanentFailure if 500 <= code < 600 else TemporaryFailure
+            raise failure(f"{address}: {code} {message}"[:500])
+
+    async def _take(self) -> aiosmtplib.SMTP:
+        while self._idle:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client
+        client = make_client(self.relay)
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self._drop(client)
+            raise ConnectionFailure(str(classify(exc))) from None
+        self.connections_opened += 1
+        return client
+
+    @staticmethod
+    async def _drop(client: aiosmtplib.SMTP) -> None:
+        # The connection is in an unknown state: close it without a polite QUIT.
+        client.close()
+
+    async def close(self) -> None:
+        """QUIT every idle connection (errors ignored: we are leaving anyway)."""
+        idle, self._idle = self._idle, []
+        for client in idle:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await client.quit()
+            client.close()
+
+
+class RateLimiter:
+    """At most ``rate`` acquisitions per second across every task of one event loop (0: no
+    limit). Acquisitions are spaced evenly rather than allowed in bursts, which is what
+    relays with a per-second quota expect."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+
+    async def acquire(self) -> None:
+        if not self.interval:
+            return
+        now = asyncio.get_running_loop().time()
+        slot = max(self._next, now)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)

@@ -1,0 +1,425 @@
+"""The delivery ledger: one row per (send run, subscriber) and the SQL that moves it along.
+
+A row goes ``pending`` -> ``sending`` (claimed under a lease) -> ``sent`` | ``retry`` |
+``failed`` | ``bounced`` | ``skipped``. Every function here is synchronous and takes a
+``Session``; the async sender calls them through a thread (design decision 8). A worker that
+dies leaves its rows ``sending`` with a lease that expires, and the next claim takes them again:
+nothing is lost, and the only duplicates are messages that got the server's 250 but whose
+``sent`` had not been committed (at most one claimed batch per worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from newsletter.errors import ConflictError, NotFoundError
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Issue,
+    IssueStatus,
+    RunStatus,
+    SendRun,
+)
+from subscribers.models import Subscriber, SubscriberStatus
+
+OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRY)
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def start_send_run(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    subject: str,
+    html: str,
+    text: str,
+    issue_id: int | None,
+    now: datetime,
+) -> SendRun:
+    """Create the run ``key`` and its recipient snapshot (every active subscriber, one
+    ``pending`` delivery each) in one INSERT..SELECT; return the existing run if ``key`` was
+    already started, so a job that fires twice sends once."""
+    existing = session.scalar(select(SendRun).where(SendRun.key == key))
+    if existing is not None:
+        return existing
+    run = SendRun(
+        key=key,
+        kind=kind,
+        subject=subject,
+        html=html,
+        text=text,
+        issue_id=issue_id,
+        status=RunStatus.RUNNING,
+        pause_reason="",
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError:
+        # Another process started the same key between our SELECT and INSERT (PostgreSQL).
+        return session.scalars(select(SendRun).where(SendRun.key == key)).one()
+    _snapshot_recipients(session, run.id, now)
+    return run
+
+
+def _snapshot_recipients(session: Session, run_id: int, now: datetime) -> None:
+    active = select(
+        literal(run_id),
+        Subscriber.id,
+        Subscriber.email,
+        literal(DeliveryStatus.PENDING.value),
+        literal(0),
+        literal(""),
+        literal(now, Delivery.updated_at.type),
+    ).where(Subscriber.status == SubscriberStatus.ACTIVE)
+    columns = ["run_id", "subscriber_id", "email", "status", "attempts", "last_error"]
+    session.execute(insert(Delivery).from_select([*columns, "updated_at"], active))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery this worker now holds under a lease."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    attempts: int
+
+
+def running_run_ids(session: Session) -> list[int]:
+    """Ids of the runs in status ``running``, oldest first."""
+    query = select(SendRun.id).where(SendRun.status == RunStatus.RUNNING).order_by(SendRun.id)
+    return list(session.scalars(query))
+
+
+def claim_batch(
+    session: Session, run_id: int, *, limit: int, now: datetime, lease: timedelta
+) -> list[Claim]:
+    """Take up to ``limit`` due deliveries of a running run: pending ones, retries whose time
+    has come and ``sending`` ones whose lease expired. Recipients who are no longer active
+    are marked ``skipped`` instead of returned. On PostgreSQL the rows are locked with
+    ``FOR UPDATE SKIP LOCKED`` so concurrent workers take disjoint batches; SQLite serialises
+    writers with ``BEGIN IMMEDIATE``."""
+    status = session.scalar(select(SendRun.status).where(SendRun.id == run_id))
+    if status != RunStatus.RUNNING:
+        return []
+    due = or_(
+        Delivery.status == DeliveryStatus.PENDING,
+        and_(Delivery.status == DeliveryStatus.RETRY, Delivery.next_attempt_at <= now),
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
+    )
+    rows = session.execute(
+        select(Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.attempts)
+        .where(Delivery.run_id == run_id, due)
+        .order_by(Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Delivery)
+    ).all()
+    if not rows:
+        return []
+    people = _active_names(session, [r.subscriber_id for r in rows if r.subscriber_id])
+    claims = [
+        Claim(r.id, r.subscriber_id, r.email, people[r.subscriber_id], r.attempts)
+        for r in rows
+        if r.subscriber_id in people
+    ]
+    skipped = [r.id for r in rows if r.subscriber_id not in people]
+    _set_status(session, skipped, DeliveryStatus.SKIPPED, now, last_error="no longer subscribed")
+    if claims:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([c.delivery_id for c in claims]))
+            .values(status=DeliveryStatus.SENDING, lease_until=now + lease, updated_at=now)
+        )
+    return claims
+
+
+def _active_names(session: Session, subscriber_ids: Sequence[int]) -> dict[int, str]:
+    if not subscriber_ids:
+        return {}
+    query = select(Subscriber.id, Subscriber.name).where(
+        Subscriber.id.in_(subscriber_ids), Subscriber.status == SubscriberStatus.ACTIVE
+    )
+    return {row.id: row.name for row in session.execute(query)}
+
+
+def _set_status(
+    session: Session, ids: Sequence[int], status: str, now: datetime, last_error: str = ""
+) -> None:
+    if ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(status=status, lease_until=None, updated_at=now, last_error=last_error[:500])
+        )
+
+
+class OutcomeKind(StrEnum):
+    SENT = "sent"  # the server answered 250
+    TEMPORARY = "temporary"  # 4xx, timeout or dropped connection: retry with backoff
+    PERMANENT = "permanent"  # 5xx for this recipient: a hard bounce
+    RELEASED = "released"  # not attempted (run paused, relay unreachable): back to the queue
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: int
+    subscriber_id: int
+    kind: OutcomeKind
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How temporary failures are retried: ``base * 2**(attempt-1)``, capped at an hour."""
+
+    max_attempts: int = 5
+    base_delay: timedelta = timedelta(minutes=1)
+    soft_bounce_limit: int = 3
+
+    def delay(self, attempt: int) -> timedelta:
+        factor: int = 2 ** max(attempt - 1, 0)
+        return min(self.base_delay * factor, MAX_BACKOFF)
+
+
+def record_outcomes(
+    session: Session, outcomes: Iterable[Outcome], *, now: datetime, policy: RetryPolicy
+) -> None:
+    """Write what happened to claimed deliveries, in the caller's (one) transaction.
+
+    ``sent`` is recorded whatever the row's state, since the message did go out. A temporary
+    failure becomes ``retry`` until ``policy.max_attempts`` then ``failed`` (a soft bounce); a
+    permanent one becomes ``bounced`` and marks the subscriber bounced."""
+    by_kind: dict[OutcomeKind, list[Outcome]] = {kind: [] for kind in OutcomeKind}
+    for outcome in outcomes:
+        by_kind[outcome.kind].append(outcome)
+    _record_sent(session, by_kind[OutcomeKind.SENT], now)
+    _record_temporary(session, by_kind[OutcomeKind.TEMPORARY], now, policy)
+    _record_bounced(session, by_kind[OutcomeKind.PERMANENT], now)
+    _release(session, by_kind[OutcomeKind.RELEASED], now)
+
+
+def _record_sent(session: Session, sent: list[Outcome], now: datetime) -> None:
+    if not sent:
+        return
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_([o.delivery_id for o in sent]))
+        .values(
+            status=DeliveryStatus.SENT,
+            sent_at=now,
+            lease_until=None,
+            next_attempt_at=None,
+            updated_at=now,
+            attempts=Delivery.attempts + 1,
+            last_error="",
+        )
+    )
+    # "Soft bounces in a row": a delivered message resets the count.
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id.in_([o.subscriber_id for o in sent]), Subscriber.soft_bounces > 0)
+        .values(soft_bounces=0)
+    )
+
+
+def _record_temporary(
+    session: Session, failures: list[Outcome], now: datetime, policy: RetryPolicy
+) -> None:
+    if not failures:
+        return
+    ids = [o.delivery_id for o in failures]
+    attempts = dict(
+        session.execute(select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))).all()
+    )
+    exhausted: list[int] = []
+    for outcome in failures:
+        attempt = attempts.get(outcome.delivery_id, 0) + 1
+        final = attempt >= policy.max_attempts
+        if final:
+            exhausted.append(outcome.subscriber_id)
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == outcome.delivery_id, Delivery.status != DeliveryStatus.SENT)
+            .values(
+                status=DeliveryStatus.FAILED if final else DeliveryStatus.RETRY,
+                attempts=attempt,
+                lease_until=None,
+                next_attempt_at=None if final else now + policy.delay(attempt),
+                last_error=outcome.error[:500],
+                updated_at=now,
+            )
+        )
+    _count_soft_bounces(session, exhausted, now, policy.soft_bounce_limit)
+
+
+def _count_soft_bounces(
+    session: Session, subscriber_ids: list[int], now: datetime, limit: int
+) -> None:
+    if not subscriber_ids:
+        return
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id.in_(subscriber_ids))
+        .values(soft_bounces=Subscriber.soft_bounces + 1)
+    )
+    if limit > 0:
+        session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.id.in_(subscriber_ids),
+                Subscriber.soft_bounces >= limit,
+                Subscriber.status == SubscriberStatus.ACTIVE,
+            )
+            .values(status=SubscriberStatus.BOUNCED, bounced_at=now)
+        )
+
+
+def _record_bounced(session: Session, bounces: list[Outcome], now: datetime) -> None:
+    for outcome in bounces:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == outcome.delivery_id, Delivery.status != DeliveryStatus.SENT)
+            .values(
+                status=DeliveryStatus.BOUNCED,
+                attempts=Delivery.attempts + 1,
+                lease_until=None,
+                next_attempt_at=None,
+                last_error=outcome.error[:500],
+                updated_at=now,
+            )
+        )
+    if bounces:
+        session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.id.in_([o.subscriber_id for o in bounces]),
+                Subscriber.status == SubscriberStatus.ACTIVE,
+            )
+            .values(status=SubscriberStatus.BOUNCED, bounced_at=now)
+        )
+
+
+def _release(session: Session, released: list[Outcome], now: datetime) -> None:
+    # Not attempted: due again at once, without spending an attempt (a relay outage must not
+    # use up anybody's attempts while the circuit breaker pauses the run).
+    for outcome in released:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == outcome.delivery_id, Delivery.status == DeliveryStatus.SENDING)
+            .values(
+                status=DeliveryStatus.RETRY,
+                lease_until=None,
+                next_attempt_at=now,
+                last_error=outcome.error[:500],
+                updated_at=now,
+            )
+        )
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def get_run(session: Session, run_id: int) -> SendRun:
+    """The run ``run_id``; raises ``NotFoundError``."""
+    run = session.get(SendRun, run_id)
+    if run is None:
+        raise NotFoundError(f"no send run {run_id}")
+    return run
+
+
+def latest_run(session: Session) -> SendRun:
+    """The most recent run; raises ``NotFoundError`` when nothing was ever sent."""
+    run = session.scalar(select(SendRun).order_by(SendRun.id.desc()).limit(1))
+    if run is None:
+        raise NotFoundError("no send has been started yet")
+    return run
+
+
+def open_count(session: Session, run_id: int) -> int:
+    query = select(func.count()).where(
+        Delivery.run_id == run_id, Delivery.status.in_(OPEN_STATUSES)
+    )
+    return int(session.scalar(query) or 0)
+
+
+def next_due_at(session: Session, run_id: int, now: datetime) -> datetime | None:
+    """When the earliest open delivery of ``run_id`` becomes claimable: ``now`` when one is
+    pending, else the earliest retry time or lease expiry; None when nothing is open."""
+    pending = session.scalar(
+        select(func.count()).where(
+            Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING
+        )
+    )
+    if pending:
+        return now
+    retry = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.run_id == run_id, Delivery.status == DeliveryStatus.RETRY
+        )
+    )
+    lease = session.scalar(
+        select(func.min(Delivery.lease_until)).where(
+            Delivery.run_id == run_id, Delivery.status == DeliveryStatus.SENDING
+        )
+    )
+    candidates = [t for t in (retry, lease) if t is not None]
+    return min(candidates) if candidates else None
+
+
+def finish_run_if_complete(session: Session, run_id: int, now: datetime) -> bool:
+    """Mark the run done (and its issue sent) when no delivery is open; True if it is done."""
+    run = get_run(session, run_id)
+    if run.status == RunStatus.DONE:
+        return True
+    if open_count(session, run_id):
+        return False
+    run.status = RunStatus.DONE
+    run.finished_at = now
+    if run.issue_id is not None:
+        issue = session.get(Issue, run.issue_id)
+        if issue is not None and issue.status != IssueStatus.SENT:
+            issue.status = IssueStatus.SENT
+            issue.sent_at = now
+    return True
+
+
+def pause_run(session: Session, run_id: int, reason: str, now: datetime) -> SendRun:
+    """Stop claiming for ``run_id``; messages in flight finish and are recorded.
+
+    Raises ``NotFoundError`` or ``ConflictError`` when the run is already done."""
+    run = get_run(session, run_id)
+    if run.status == RunStatus.DONE:
+        raise ConflictError(f"send run {run_id} is already finished")
+    run.status = RunStatus.PAUSED
+    run.pause_reason = reason[:500]
+    return run
+
+
+def resume_run(session: Session, run_id: int, now: datetime) -> SendRun:
+    """Let a paused run be claimed again; retries waiting for their backoff become due now.
+
+    Raises ``NotFoundError`` or ``ConflictError`` when the run is already done."""
+    run = get_run(session, run_id)
+    if run.status == RunStatus.DONE:
+        raise ConflictError(f"send run {run_id} is already finished")
+    run.status = RunStatus.RUNNING
+    run.pause_reason = ""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.RETRY)
+        .values(next_attempt_at=now)
+    )
+    return run
