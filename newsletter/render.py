@@ -1,0 +1,144 @@
+"""Render emails once: jinja2 over ``templates/email/`` and premailer, per issue, not per
+recipient (design decision 3).
+
+Personal values (the recipient's unsubscribe link and address) are not known here: the
+templates receive the ``*_PLACEHOLDER`` strings below, and ``newsletter.message`` substitutes
+each recipient's values into the rendered parts before encoding them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from premailer import Premailer
+
+from newsletter.config import Config
+from newsletter.content import IssueView
+from newsletter.errors import NewsletterError
+from newsletter.i18n import format_date, translations
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+
+# Made of characters that neither HTML escaping, premailer nor URL handling change.
+UNSUBSCRIBE_URL_PLACEHOLDER = "@@UNSUBSCRIBE_URL@@"
+RECIPIENT_EMAIL_PLACEHOLDER = "@@RECIPIENT_EMAIL@@"
+PLACEHOLDERS = (UNSUBSCRIBE_URL_PLACEHOLDER, RECIPIENT_EMAIL_PLACEHOLDER)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """A rendered message, not yet personalised: placeholders stand for personal values."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def paragraphs(text: str) -> list[str]:
+    """Split plain text into paragraphs on blank lines; lines inside one are joined."""
+    blocks = text.replace("\r\n", "\n").split("\n\n")
+    return [
+        " ".join(line.strip() for line in block.split("\n")).strip()
+        for block in blocks
+        if block.strip()
+    ]
+
+
+@cache
+def environment(language: str) -> jinja2.Environment:
+    """The jinja2 environment for ``language`` (autoescape on for ``.html``)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["paragraphs"] = paragraphs
+    return env
+
+
+def inline_css(html: str) -> str:
+    """Inline the ``<style>`` rules as ``style=`` attributes (premailer), keeping the media
+    queries in a ``<style>`` block for phones. Never fetches anything from the network."""
+    premailer = Premailer(
+        html,
+        allow_network=False,
+        allow_loading_external_files=False,
+        disable_link_rewrites=True,
+        strip_important=False,
+        cssutils_logging_level=logging.CRITICAL,
+        disable_validation=True,
+    )
+    return str(premailer.transform(pretty_print=False))
+
+
+def _common_context(config: Config) -> dict[str, Any]:
+    return {
+        "language": str(config.get("list", "language")),
+        "list_name": str(config.get("list", "name")),
+        "postal_address": str(config.get("list", "postal_address")),
+        "base_url": config.base_url,
+        "unsubscribe_url": UNSUBSCRIBE_URL_PLACEHOLDER,
+        "recipient_email": RECIPIENT_EMAIL_PLACEHOLDER,
+    }
+
+
+def _render(config: Config, kind: str, context: Mapping[str, Any]) -> tuple[str, str]:
+    env = environment(str(config.get("list", "language")))
+    try:
+        html = env.get_template(f"{kind}.html").render(context)
+        text = env.get_template(f"{kind}.txt").render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise NewsletterError(f"no email template {exc.name!r} in {TEMPLATES_DIR}") from None
+    return inline_css(html), _normalise_text(text)
+
+
+def _normalise_text(text: str) -> str:
+    # Collapse runs of blank lines left by template blocks; end with exactly one newline.
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    kept: list[str] = []
+    for line in lines:
+        if line or (kept and kept[-1]):
+            kept.append(line)
+    return "\n".join(kept).strip("\n") + "\n"
+
+
+def digest_context(config: Config, view: IssueView) -> dict[str, Any]:
+    language = str(config.get("list", "language"))
+    intro = paragraphs(view.intro)
+    return {
+        **_common_context(config),
+        "subject": view.subject,
+        "number": view.number,
+        "date_text": format_date(view.date, language, weekday=True),
+        "intro_paragraphs": intro,
+        "preheader": (intro[0] if intro else ", ".join(link.title for link in view.links))[:150],
+        "links": view.links,
+        "archive_url": f"{config.base_url}/archive/{view.number}",
+    }
+
+
+def render_digest(config: Config, view: IssueView) -> RenderedEmail:
+    """Render an issue's digest once: HTML with inlined CSS, and its own plain text."""
+    html, text = _render(config, "digest", digest_context(config, view))
+    return RenderedEmail(subject=view.subject, html=html, text=text)
+
+
+def render_email(config: Config, kind: str, context: Mapping[str, Any]) -> RenderedEmail:
+    """Render ``templates/email/{kind}.html`` and ``{kind}.txt`` (e.g. confirm, welcome,
+    notice). ``context`` must hold ``subject``; it may override the common values (list name,
+    postal address, ``unsubscribe_url`` — pass ``""`` for mail that has none)."""
+    if "subject" not in context:
+        raise NewsletterError(f"render_email({kind!r}) needs a 'subject' in its context")
+    full = {**_common_context(config), **context}
+    html, text = _render(config, kind, full)
+    return RenderedEmail(subject=str(full["subject"]), html=html, text=text)
