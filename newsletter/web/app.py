@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from newsletter.config import Config
+from newsletter.web import archive as public_archive
+from newsletter.web import public
+from newsletter.web.security import (
+    BodySizeLimitMiddleware,
+    CSRFMiddleware,
+    SecurityHeadersMiddleware,
+)
+
+PUBLIC_STATIC = Path(__file__).resolve().parent / "static" / "public"
 
 
 async def healthz(request: Request) -> Response:
@@ -20,8 +32,18 @@ async def healthz(request: Request) -> Response:
 def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
     """The whole web app for ``config``; ``state`` adds objects to ``app.state`` (e.g. the
     mail catcher) for the route modules that need them."""
-    routes: list[BaseRoute] = [Route("/healthz", healthz)]
-    app = Starlette(routes=routes)
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        *public_archive.routes,
+        *public.routes,
+        Mount("/static", app=StaticFiles(directory=str(PUBLIC_STATIC)), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(BodySizeLimitMiddleware, prefix_limits={"/admin": 1024 * 1024}),
+        Middleware(CSRFMiddleware),
+    ]
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.config = config
     app.state.engine = engine
     for name, value in state.items():

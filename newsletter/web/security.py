@@ -74,18 +74,32 @@ class _BodyTooLarge(Exception):
 
 class BodySizeLimitMiddleware:
     """Answers 413 to a request whose body is over ``max_bytes``, whether it declares its
-    length or streams it in chunks."""
+    length or streams it in chunks. ``prefix_limits`` gives other limits to path prefixes
+    (e.g. ``{"/admin": 1_048_576}`` for editors' uploads)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_BODY_LIMIT) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = DEFAULT_BODY_LIMIT,
+        prefix_limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.prefix_limits = dict(prefix_limits or {})
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.prefix_limits.items():
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(str(scope.get("path", "")))
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await _send_413(send)
             return
         received = 0
@@ -96,7 +110,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _BodyTooLarge
             return message
 

@@ -1,0 +1,78 @@
+"""The opt-in emails (confirmation, welcome), sent one at a time through the same renderer,
+message builder and SMTP settings as the digest. Implements ``subscribers.optin.Mailer``."""
+
+from __future__ import annotations
+
+import re
+
+from newsletter.clock import utc_now
+from newsletter.config import Config
+from newsletter.i18n import gettext
+from newsletter.message import MessageTemplate, Recipient
+from newsletter.render import RenderedEmail, render_email
+from newsletter.smtp import send_single
+from subscribers.optin import ConfirmationMail, SentIssue, WelcomeMail
+
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
+
+
+def issue_body(html: str) -> str:
+    """The inside of a stored issue's ``<body>`` (the whole text when it has none), to embed
+    in another email. Its placeholders stay, and are personalised with the rest."""
+    found = _BODY.search(html)
+    return found.group(1) if found else html
+
+
+def render_confirmation(config: Config, mail: ConfirmationMail) -> RenderedEmail:
+    _ = gettext(mail.language)
+    name = str(config.get("list", "name"))
+    return render_email(
+        config,
+        "confirm",
+        {
+            "subject": _("Confirm your subscription to {name}").format(name=name),
+            "confirm_url": mail.confirm_url,
+            "expiry_days": int(config.get("subscribers", "confirm_expiry_days")),
+            "unsubscribe_url": "",
+        },
+    )
+
+
+def render_welcome(config: Config, mail: WelcomeMail) -> RenderedEmail:
+    _ = gettext(mail.language)
+    name = str(config.get("list", "name"))
+    issue: SentIssue | None = mail.latest_issue
+    return render_email(
+        config,
+        "welcome",
+        {
+            "subject": _("Welcome to {name}").format(name=name),
+            "issue_subject": issue.subject if issue else "",
+            "issue_html": issue_body(issue.html) if issue else "",
+            "issue_text": issue.text.strip() if issue else "",
+            "archive_url": f"{config.base_url}/archive/{issue.number}" if issue else "",
+        },
+    )
+
+
+class TransactionalMailer:
+    """Sends each opt-in email on its own SMTP connection; raises ``DeliveryError``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def send_confirmation(self, mail: ConfirmationMail) -> None:
+        rendered = render_confirmation(self.config, mail)
+        # Not list mail: the person has not joined yet, so no List-Unsubscribe.
+        template = MessageTemplate.prepare(self.config, rendered, list_mail=False)
+        await self._send(template, Recipient(mail.email, mail.name, ""))
+
+    async def send_welcome(self, mail: WelcomeMail) -> None:
+        rendered = render_welcome(self.config, mail)
+        template = MessageTemplate.prepare(self.config, rendered, list_mail=True)
+        await self._send(template, Recipient(mail.email, mail.name, mail.unsubscribe_url))
+
+    async def _send(self, template: MessageTemplate, recipient: Recipient) -> None:
+        data = template.for_recipient(recipient, utc_now())
+        sender = str(self.config.get("list", "from_address"))
+        await send_single(self.config, sender, [recipient.email], data)

@@ -1,0 +1,160 @@
+"""Public reading pages: the home page (subscribe form + latest issue), the archive of sent
+issues, each issue as a web page, and the Atom feed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from xml.etree import ElementTree
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from newsletter.config import Config
+from newsletter.db import transaction
+from newsletter.models import Issue, IssueStatus, Link
+from newsletter.web.pages import render_page
+
+FEED_SIZE = 20
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+@dataclass(frozen=True)
+class ArchivedLink:
+    url: str
+    title: str
+    source: str
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class ArchivedIssue:
+    number: int
+    subject: str
+    intro: str
+    sent_at: datetime
+    links: tuple[ArchivedLink, ...]
+
+
+def _sent() -> Any:
+    return select(Issue).where(Issue.status == IssueStatus.SENT.value, Issue.sent_at.is_not(None))
+
+
+def _archived(session: Session, issue: Issue) -> ArchivedIssue:
+    links = session.scalars(
+        select(Link).where(Link.issue_id == issue.id).order_by(Link.position, Link.id)
+    ).all()
+    assert issue.sent_at is not None
+    return ArchivedIssue(
+        number=issue.number,
+        subject=issue.subject,
+        intro=issue.intro,
+        sent_at=issue.sent_at,
+        links=tuple(ArchivedLink(ln.url, ln.title, ln.source, ln.excerpt) for ln in links),
+    )
+
+
+def sent_issues(session: Session, limit: int | None = None) -> list[ArchivedIssue]:
+    """Sent issues, newest first."""
+    query = _sent().order_by(Issue.number.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [_archived(session, issue) for issue in session.scalars(query)]
+
+
+def sent_issue(session: Session, number: int) -> ArchivedIssue | None:
+    issue = session.scalars(_sent().where(Issue.number == number)).one_or_none()
+    return _archived(session, issue) if issue else None
+
+
+def home_context(engine: Engine) -> dict[str, Any]:
+    """What the home page shows besides the form (sync: call it from a worker thread)."""
+    with transaction(engine) as session:
+        latest = sent_issues(session, limit=1)
+    return {"latest": latest[0] if latest else None, "email": "", "name": "", "error": ""}
+
+
+def paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+
+
+async def home(request: Request) -> Response:
+    context = await run_in_threadpool(home_context, request.app.state.engine)
+    return render_page(request, "index.html", context)
+
+
+async def archive(request: Request) -> Response:
+    def load() -> list[ArchivedIssue]:
+        with transaction(request.app.state.engine) as session:
+            return sent_issues(session)
+
+    issues = await run_in_threadpool(load)
+    return render_page(request, "archive.html", {"issues": issues})
+
+
+async def archived_issue(request: Request) -> Response:
+    number = int(request.path_params["number"])
+
+    def load() -> ArchivedIssue | None:
+        with transaction(request.app.state.engine) as session:
+            return sent_issue(session, number)
+
+    issue = await run_in_threadpool(load)
+    if issue is None:
+        return render_page(request, "not_found.html", status_code=404)
+    return render_page(
+        request, "issue.html", {"issue": issue, "intro_paragraphs": paragraphs(issue.intro)}
+    )
+
+
+def atom_feed(config: Config, issues: list[ArchivedIssue]) -> bytes:
+    """An Atom (RFC 4287) feed of ``issues``; ElementTree escapes every value."""
+    ElementTree.register_namespace("", ATOM)
+    base = config.base_url
+    feed = ElementTree.Element(f"{{{ATOM}}}feed")
+
+    def sub(parent: ElementTree.Element, tag: str, text: str = "", **attrs: str) -> None:
+        element = ElementTree.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+        if text:
+            element.text = text
+
+    sub(feed, "title", str(config.get("list", "name")))
+    sub(feed, "id", f"{base}/feed.xml")
+    sub(feed, "link", rel="self", href=f"{base}/feed.xml")
+    sub(feed, "link", rel="alternate", href=f"{base}/archive")
+    updated = issues[0].sent_at if issues else datetime(2000, 1, 1).astimezone()
+    sub(feed, "updated", updated.isoformat())
+    author = ElementTree.SubElement(feed, f"{{{ATOM}}}author")
+    sub(author, "name", str(config.get("list", "name")))
+    for issue in issues:
+        entry = ElementTree.SubElement(feed, f"{{{ATOM}}}entry")
+        sub(entry, "title", issue.subject)
+        sub(entry, "id", f"{base}/archive/{issue.number}")
+        sub(entry, "link", rel="alternate", href=f"{base}/archive/{issue.number}")
+        sub(entry, "updated", issue.sent_at.isoformat())
+        summary = " · ".join(link.title for link in issue.links)
+        sub(entry, "summary", (issue.intro + "\n\n" + summary).strip())
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(feed)
+
+
+async def feed(request: Request) -> Response:
+    def load() -> list[ArchivedIssue]:
+        with transaction(request.app.state.engine) as session:
+            return sent_issues(session, limit=FEED_SIZE)
+
+    issues = await run_in_threadpool(load)
+    body = atom_feed(request.app.state.config, issues)
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+
+routes: list[BaseRoute] = [
+    Route("/", home, methods=["GET"]),
+    Route("/archive", archive, methods=["GET"]),
+    Route("/archive/{number:int}", archived_issue, methods=["GET"]),
+    Route("/feed.xml", feed, methods=["GET"]),
+]

@@ -1,0 +1,66 @@
+"""HTML pages from ``templates/web/``: one autoescaping jinja2 environment per app, with the
+i18n extension in the list's language, and the CSRF token at hand for forms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from newsletter.config import Config
+from newsletter.i18n import Gettext, format_date, gettext, translations
+from newsletter.web.security import CSRF_FIELD, csrf_token
+
+WEB_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "web"
+
+
+def language_of(config: Config) -> str:
+    return str(config.get("list", "language"))
+
+
+def make_environment(config: Config) -> jinja2.Environment:
+    """The page environment for ``config``'s language (autoescaped, strict undefined)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(WEB_TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+    )
+    language = language_of(config)
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["list_name"] = str(config.get("list", "name"))
+    env.globals["language"] = language
+    env.globals["csrf_field"] = CSRF_FIELD
+    env.filters["long_date"] = lambda value: format_date(value, language)
+    return env
+
+
+def environment(request: Request) -> jinja2.Environment:
+    """The app's page environment, made on first use."""
+    state = request.app.state
+    env = getattr(state, "page_environment", None)
+    if env is None:
+        env = make_environment(state.config)
+        state.page_environment = env
+    return env
+
+
+def page_gettext(request: Request) -> Gettext:
+    return gettext(language_of(request.app.state.config))
+
+
+def render_page(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """Render ``templates/web/<name>`` with ``context`` plus the request and a CSRF token."""
+    values = {"request": request, "csrf_token": csrf_token(request), **(context or {})}
+    html = environment(request).get_template(name).render(values)
+    return HTMLResponse(html, status_code=status_code, headers=headers)

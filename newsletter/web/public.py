@@ -1,0 +1,318 @@
+"""The public pages of the opt-in flow: subscribe, confirm, unsubscribe.
+
+Nothing acts on a GET (mail scanners prefetch links): the confirm and unsubscribe links open a
+page with a button that POSTs. ``POST /u/TOKEN`` also answers RFC 8058 one-click requests
+(``List-Unsubscribe=One-Click``, urlencoded or multipart, no cookie): the signed token is the
+proof, so that POST needs no CSRF token, and it answers 200 without a redirect.
+
+Every database step runs in a worker thread in one transaction; mail goes out after it
+committed, through the app's ``Mailer`` (``app.state.mailer``, by default the SMTP one).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from newsletter.clock import utc_now
+from newsletter.db import transaction
+from newsletter.errors import DeliveryError, InvalidInputError, TokenError
+from newsletter.web.archive import home_context
+from newsletter.web.pages import page_gettext, render_page
+from newsletter.web.security import CSRFError, RateLimiter, check_csrf, client_ip
+from subscribers import optin
+from subscribers.store import ConsentContext
+from subscribers.tokens import ExpiredTokenError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+HONEYPOT_FIELD = "website"
+SUBSCRIBE_LIMIT = (10, 600.0)  # per IP: 10 sign-ups in 10 minutes
+MAX_FIELD_LENGTH = 320
+
+
+async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
+    """Run ``work(session)`` in a worker thread inside one transaction."""
+    engine = request.app.state.engine
+
+    def run() -> T:
+        with transaction(engine) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
+def consent_context(request: Request, source: str) -> ConsentContext:
+    return ConsentContext(
+        source=source,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent", ""),
+        consent_text_version=str(
+            request.app.state.config.get("subscribers", "consent_text_version")
+        ),
+    )
+
+
+def mailer(request: Request) -> optin.Mailer:
+    state = request.app.state
+    found: optin.Mailer | None = getattr(state, "mailer", None)
+    if found is None:
+        from newsletter.transactional import TransactionalMailer
+
+        found = TransactionalMailer(state.config)
+        state.mailer = found
+    return found
+
+
+def subscribe_limiter(request: Request) -> RateLimiter:
+    state = request.app.state
+    limiter: RateLimiter | None = getattr(state, "subscribe_limiter", None)
+    if limiter is None:
+        limiter = RateLimiter(*SUBSCRIBE_LIMIT)
+        state.subscribe_limiter = limiter
+    return limiter
+
+
+async def read_form(request: Request) -> FormData:
+    """The posted form; raises ``InvalidInputError`` for a body that is not one."""
+    try:
+        return await request.form(max_files=0, max_fields=20)
+    except (ClientDisconnect, HTTPException, MultiPartException) as exc:
+        raise InvalidInputError(f"unreadable form ({exc})") from None
+
+
+def field(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def message_page(
+    request: Request, title: str, message: str, status_code: int = 200, **extra: Any
+) -> Response:
+    return render_page(
+        request,
+        "message.html",
+        {"title": title, "message": message, **extra},
+        status_code=status_code,
+    )
+
+
+def invalid_link(request: Request) -> Response:
+    _ = page_gettext(request)
+    return message_page(
+        request,
+        _("This link is not valid"),
+        _("The link may have been cut by your mail program. Copy the whole link and try again."),
+        status_code=400,
+    )
+
+
+def csrf_failed(request: Request) -> Response:
+    _ = page_gettext(request)
+    return message_page(
+        request,
+        _("Please try again"),
+        _("The form expired or came from another site. Reload the page and send it again."),
+        status_code=403,
+    )
+
+
+async def send_mail(request: Request, mail: optin.ConfirmationMail | optin.WelcomeMail) -> None:
+    """Send after commit. A relay failure is logged, not shown: the page must not reveal
+    anything about the address, and the person can ask again once the interval passed."""
+    try:
+        if isinstance(mail, optin.ConfirmationMail):
+            await mailer(request).send_confirmation(mail)
+        else:
+            await mailer(request).send_welcome(mail)
+    except DeliveryError as exc:
+        log.warning("could not send the %s email: %s", type(mail).__name__, exc)
+
+
+# --- subscribe -------------------------------------------------------------------------------
+
+
+async def subscribe(request: Request) -> Response:
+    _ = page_gettext(request)
+    if not subscribe_limiter(request).allow(client_ip(request)):
+        return message_page(
+            request,
+            _("Too many requests"),
+            _("Too many sign-ups from your network. Please wait a few minutes and try again."),
+            status_code=429,
+        )
+    try:
+        form = await read_form(request)
+        check_csrf(request, form)
+    except CSRFError:
+        return csrf_failed(request)
+    except InvalidInputError:
+        return await form_again(request, "", "", _("The form could not be read."))
+    email, name = field(form, "email"), field(form, "name")
+    if field(form, HONEYPOT_FIELD):
+        # A bot filled the hidden field: answer exactly as for a person, do nothing.
+        return check_inbox(request)
+    if len(email) > MAX_FIELD_LENGTH or len(name) > MAX_FIELD_LENGTH:
+        return await form_again(request, "", "", _("This field is too long."))
+    context = consent_context(request, "web")
+    now = utc_now()
+    config = request.app.state.config
+    try:
+        mail = await in_transaction(
+            request,
+            lambda s: optin.request_subscription(
+                s, config, email=email, name=name, context=context, now=now
+            ),
+        )
+    except InvalidInputError as exc:
+        return await form_again(request, email, name, describe_invalid(request, exc))
+    if mail is not None:
+        await send_mail(request, mail)
+    return check_inbox(request)
+
+
+def describe_invalid(request: Request, exc: InvalidInputError) -> str:
+    _ = page_gettext(request)
+    if exc.where == "name":
+        return _("This name is too long.")
+    if "required" in exc.reason:
+        return _("Please enter your email address.")
+    return _("This email address is not valid. Check it and try again.")
+
+
+async def form_again(request: Request, email: str, name: str, error: str) -> Response:
+    """The home page again, with what was typed and what was wrong, status 400."""
+    context = await run_in_threadpool(home_context, request.app.state.engine)
+    context.update(email=email, name=name, error=error)
+    return render_page(request, "index.html", context, status_code=400)
+
+
+def check_inbox(request: Request) -> Response:
+    _ = page_gettext(request)
+    return message_page(
+        request,
+        _("Check your inbox"),
+        _(
+            "If this address can be subscribed, an email with a confirmation link is on its "
+            "way. Open it and press the button to confirm."
+        ),
+    )
+
+
+# --- confirm ---------------------------------------------------------------------------------
+
+
+async def confirm_page(request: Request) -> Response:
+    token = str(request.path_params["token"])
+    config, now = request.app.state.config, utc_now()
+    try:
+        await in_transaction(request, lambda s: optin.check_confirm_token(s, config, token, now))
+    except ExpiredTokenError:
+        return render_page(request, "confirm_expired.html", {"token": token}, status_code=410)
+    except TokenError:
+        return invalid_link(request)
+    return render_page(request, "confirm.html", {"token": token})
+
+
+async def confirm(request: Request) -> Response:
+    _ = page_gettext(request)
+    token = str(request.path_params["token"])
+    try:
+        check_csrf(request, await read_form(request))
+    except (CSRFError, InvalidInputError):
+        return csrf_failed(request)
+    config, now, context = request.app.state.config, utc_now(), consent_context(request, "web")
+    try:
+        mail = await in_transaction(
+            request,
+            lambda s: optin.confirm_subscription(s, config, token, context=context, now=now),
+        )
+    except ExpiredTokenError:
+        return render_page(request, "confirm_expired.html", {"token": token}, status_code=410)
+    except TokenError:
+        return invalid_link(request)
+    if mail is not None:
+        await send_mail(request, mail)
+    return message_page(
+        request,
+        _("Subscription confirmed"),
+        _("Thank you! You will receive the next issue. A welcome email is on its way."),
+    )
+
+
+async def renew(request: Request) -> Response:
+    _ = page_gettext(request)
+    token = str(request.path_params["token"])
+    try:
+        check_csrf(request, await read_form(request))
+    except (CSRFError, InvalidInputError):
+        return csrf_failed(request)
+    config, now = request.app.state.config, utc_now()
+    try:
+        mail = await in_transaction(
+            request, lambda s: optin.renew_confirmation(s, config, token, now=now)
+        )
+    except TokenError:
+        return invalid_link(request)
+    if mail is not None:
+        await send_mail(request, mail)
+    return check_inbox(request)
+
+
+# --- unsubscribe -----------------------------------------------------------------------------
+
+
+async def unsubscribe_page(request: Request) -> Response:
+    token = str(request.path_params["token"])
+    config = request.app.state.config
+    try:
+        await in_transaction(request, lambda s: optin.check_unsubscribe_token(s, config, token))
+    except TokenError:
+        return invalid_link(request)
+    return render_page(request, "unsubscribe.html", {"token": token})
+
+
+async def unsubscribe(request: Request) -> Response:
+    """Our button and RFC 8058 one-click POSTs alike: the token is the only proof needed."""
+    _ = page_gettext(request)
+    token = str(request.path_params["token"])
+    config, now = request.app.state.config, utc_now()
+    try:
+        form = await read_form(request)
+    except InvalidInputError:
+        form = FormData()
+    one_click = field(form, "List-Unsubscribe") == "One-Click"
+    context = consent_context(request, "one-click" if one_click else "web")
+    try:
+        await in_transaction(
+            request, lambda s: optin.unsubscribe(s, config, token, context=context, now=now)
+        )
+    except TokenError:
+        return invalid_link(request)
+    return message_page(
+        request,
+        _("You are unsubscribed"),
+        _("You will receive no more emails from this newsletter."),
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/subscribe", subscribe, methods=["POST"]),
+    Route("/confirm/{token}", confirm_page, methods=["GET"]),
+    Route("/confirm/{token}", confirm, methods=["POST"]),
+    Route("/confirm/{token}/renew", renew, methods=["POST"]),
+    Route("/u/{token}", unsubscribe_page, methods=["GET"]),
+    Route("/u/{token}", unsubscribe, methods=["POST"]),
+]
