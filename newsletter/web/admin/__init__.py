@@ -1,0 +1,37 @@
+"""The editor dashboard under ``/admin``: one module per page, all behind ``editor_required``.
+
+``routes`` is what ``newsletter.web.app.create_app`` mounts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from newsletter.web.admin import issue, preview, session_pages
+from newsletter.web.admin.auth import editor_required
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "admin"
+
+
+@editor_required
+async def index(request: Request) -> Response:
+    return RedirectResponse("/admin/issue", status_code=303)
+
+
+def admin_routes() -> list[BaseRoute]:
+    """Every admin route, relative to ``/admin``."""
+    return [
+        Route("/", index, methods=["GET"]),
+        *session_pages.routes,
+        *issue.routes,
+        *preview.routes,
+        Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="admin-static"),
+    ]
+
+
+routes: list[BaseRoute] = [Mount("/admin", routes=admin_routes())]

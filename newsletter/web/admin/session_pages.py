@@ -1,0 +1,63 @@
+"""The sign-in and sign-out pages."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from newsletter.web.admin.auth import (
+    clear_session_cookie,
+    csrf_ok,
+    editor_required,
+    form_text,
+    login_keys,
+    login_limiter,
+    set_session_cookie,
+    sign_in,
+)
+from newsletter.web.admin.templating import render_page
+
+
+def _login_form(request: Request, error: str = "", status_code: int = 200) -> Response:
+    return render_page(request, "login.html", {"error": error}, status_code=status_code)
+
+
+async def login_page(request: Request) -> Response:
+    return _login_form(request)
+
+
+async def login_submit(request: Request) -> Response:
+    if not await csrf_ok(request):
+        return _login_form(request, "Your session expired; please try again.", 403)
+    form = await request.form()
+    email = form_text(form, "email")
+    password = form.get("password")
+    password = password if isinstance(password, str) else ""
+    limiter = login_limiter(request)
+    keys = login_keys(request, email)
+    if limiter.blocked(*keys):
+        return _login_form(request, "Too many attempts; try again in a few minutes.", 429)
+    editor = await run_in_threadpool(sign_in, request, email, password)
+    if editor is None:
+        limiter.record_failure(*keys)
+        return _login_form(request, "Wrong email or password.", 401)
+    limiter.reset(keys[1])
+    response = RedirectResponse("/admin/", status_code=303)
+    set_session_cookie(response, request.app.state.config, editor)
+    return response
+
+
+@editor_required
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/admin/login", status_code=303)
+    clear_session_cookie(response, request.app.state.config)
+    return response
+
+
+routes = [
+    Route("/login", login_page, methods=["GET"]),
+    Route("/login", login_submit, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+]

@@ -1,0 +1,57 @@
+"""Helpers for the admin and API tests: an app on a migrated database, an editor, a signed-in
+client that knows its CSRF token."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from starlette.testclient import TestClient
+
+from newsletter.config import Config
+from newsletter.db import transaction
+from newsletter.editors import add_editor, issue_api_token
+from newsletter.web.app import create_app
+
+NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
+EMAIL = "alice@example.org"
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Admin:
+    client: TestClient
+    csrf: str
+
+    def post(self, path: str, data: dict[str, str] | None = None, **kw: object) -> object:
+        return self.client.post(path, data={"csrf_token": self.csrf, **(data or {})}, **kw)  # type: ignore[arg-type]
+
+
+def make_editor(engine: Engine, email: str = EMAIL) -> str:
+    """Create an editor account and return an API token for it."""
+    with transaction(engine) as session:
+        editor = add_editor(session, email=email, password=PASSWORD, now=NOW)
+        return issue_api_token(session, editor, name="test", now=NOW)
+
+
+def make_client(config: Config, engine: Engine) -> TestClient:
+    return TestClient(create_app(config, engine), base_url=config.base_url, follow_redirects=False)
+
+
+def csrf_from(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> Admin:
+    page = client.get("/admin/login")
+    csrf = csrf_from(page.text)
+    response = client.post(
+        "/admin/login", data={"csrf_token": csrf, "email": email, "password": password}
+    )
+    assert response.status_code == 303, response.text
+    return Admin(client, csrf)
