@@ -1,0 +1,156 @@
+"""Delivery, the public surface: start a send, run the sender, pause, resume, watch progress.
+
+The mechanics live in ``newsletter.ledger`` (the SQL of the delivery ledger) and
+``newsletter.sender`` (the asyncio workers over pooled SMTP connections). Callers (CLI, web,
+dispatcher, benchmarks) use the names exported here:
+
+- ``start_send_run(session, *, key, kind, subject, html, text, issue_id, now) -> SendRun``
+- ``await run_sender(config, engine, *, now_fn, stop_when_idle, stop, options, ...)``
+- ``pause_run`` / ``resume_run`` / ``run_progress(session, run_id, now)``
+- ``delivery_service(config, engine)``: the worker loop for ``newsletter serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Config
+from newsletter.ledger import (
+    OPEN_STATUSES,
+    Claim,
+    Outcome,
+    OutcomeKind,
+    RetryPolicy,
+    get_run,
+    latest_run,
+    pause_run,
+    resume_run,
+    start_send_run,
+)
+from newsletter.models import Delivery, DeliveryStatus, SendRun
+from newsletter.sender import (
+    MessageFactory,
+    RunMessage,
+    SenderOptions,
+    SenderStats,
+    default_message_factory,
+    run_sender,
+)
+
+__all__ = [
+    "Claim",
+    "MessageFactory",
+    "Outcome",
+    "OutcomeKind",
+    "RetryPolicy",
+    "RunMessage",
+    "RunProgress",
+    "SenderOptions",
+    "SenderStats",
+    "default_message_factory",
+    "delivery_service",
+    "get_run",
+    "latest_run",
+    "pause_run",
+    "resume_run",
+    "run_progress",
+    "run_sender",
+    "start_send_run",
+]
+
+RATE_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run stands: counts per delivery status, recent rate, ETA and last errors."""
+
+    run_id: int
+    key: str
+    subject: str
+    status: str
+    pause_reason: str
+    counts: dict[str, int]
+    total: int
+    rate: float  # messages sent per second over the last minute
+    eta: timedelta | None  # None when nothing is being sent
+    last_errors: tuple[tuple[str, str], ...]  # (email, error), most recent first
+
+    @property
+    def open(self) -> int:
+        return sum(self.counts.get(status, 0) for status in OPEN_STATUSES)
+
+    @property
+    def finished(self) -> int:
+        return self.total - self.open
+
+
+def run_progress(session: Session, run_id: int, now: datetime) -> RunProgress:
+    """The progress of run ``run_id`` at ``now``; raises ``NotFoundError``."""
+    run = get_run(session, run_id)
+    counts = {
+        str(status): int(count)
+        for status, count in session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.run_id == run_id)
+            .group_by(Delivery.status)
+        )
+    }
+    recent = session.scalar(
+        select(func.count()).where(
+            Delivery.run_id == run_id,
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.sent_at > now - RATE_WINDOW,
+        )
+    )
+    rate = int(recent or 0) / RATE_WINDOW.total_seconds()
+    open_count = sum(counts.get(status, 0) for status in OPEN_STATUSES)
+    eta = timedelta(seconds=open_count / rate) if rate and open_count else None
+    return RunProgress(
+        run_id=run.id,
+        key=run.key,
+        subject=run.subject,
+        status=run.status,
+        pause_reason=run.pause_reason,
+        counts=counts,
+        total=sum(counts.values()),
+        rate=rate,
+        eta=eta,
+        last_errors=_last_errors(session, run),
+    )
+
+
+def _last_errors(session: Session, run: SendRun, limit: int = 5) -> tuple[tuple[str, str], ...]:
+    rows = session.execute(
+        select(Delivery.email, Delivery.last_error)
+        .where(Delivery.run_id == run.id, Delivery.last_error != "")
+        .order_by(Delivery.updated_at.desc(), Delivery.id.desc())
+        .limit(limit)
+    )
+    return tuple((row.email, row.last_error) for row in rows)
+
+
+@contextlib.asynccontextmanager
+async def delivery_service(
+    config: Config, engine: Engine, options: SenderOptions | None = None
+) -> AsyncIterator[asyncio.Task[SenderStats]]:
+    """Run a sender in the background of the current loop for as long as the context lasts:
+    it picks up every running send run (started by the schedule, the CLI or the web app).
+    On exit it stops claiming, lets in-flight messages finish and be recorded."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_sender(config, engine, stop_when_idle=False, stop=stop, options=options),
+        name="delivery-service",
+    )
+    try:
+        yield task
+    finally:
+        stop.set()
+        await task

@@ -1,0 +1,43 @@
+"""Publishing an issue: assemble the queued links, render once, store the parts and start the
+send run. The dispatcher (at a slot) and ``send now`` both call ``publish_next_issue``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from newsletter.config import Config
+from newsletter.content import assemble_issue, issue_view
+from newsletter.ledger import start_send_run
+from newsletter.models import Issue, RunKind
+from newsletter.render import render_digest
+
+
+def issue_run_key(number: int) -> str:
+    """The idempotency key of issue ``number``'s send run."""
+    return f"issue:{number}"
+
+
+def publish_next_issue(
+    session: Session, config: Config, now: datetime, intro: str | None = None
+) -> Issue:
+    """Assemble the next issue from every queued link, render it once, store its html/text and
+    start its send run (key ``issue:N``, a snapshot of today's active subscribers).
+
+    All in the caller's transaction, so a failure stores nothing. Raises
+    ``InvalidInputError`` when no link is queued."""
+    issue = assemble_issue(session, config, now, intro)
+    rendered = render_digest(config, issue_view(session, issue, config.timezone))
+    issue.subject, issue.html, issue.text = rendered.subject, rendered.html, rendered.text
+    start_send_run(
+        session,
+        key=issue_run_key(issue.number),
+        kind=RunKind.DIGEST,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        issue_id=issue.id,
+        now=now,
+    )
+    return issue

@@ -1,0 +1,333 @@
+"""The async sender: workers that claim deliveries, send them over pooled SMTP connections and
+record what happened.
+
+Each worker loops: claim a batch (in a thread), send each message on a pooled connection under
+the global rate limit, record the batch's outcomes in one commit (in a thread). ``sent`` is
+written only after the server's 250, so a worker killed between a 250 and its commit re-sends
+at most its current batch: duplicates are bounded by ``batch_size × workers`` per crash. A
+circuit breaker pauses a run when nearly every recent attempt failed (relay down, or rejecting
+everything), so nobody runs out of attempts during an outage; ``send resume`` continues it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Engine
+
+from newsletter.clock import utc_now
+from newsletter.config import Config
+from newsletter.db import transaction
+from newsletter.ledger import (
+    Claim,
+    Outcome,
+    OutcomeKind,
+    RetryPolicy,
+    claim_batch,
+    finish_run_if_complete,
+    get_run,
+    next_due_at,
+    pause_run,
+    record_outcomes,
+    running_run_ids,
+)
+from newsletter.models import RunStatus
+from newsletter.smtp import (
+    ConnectionFailure,
+    PermanentFailure,
+    RateLimiter,
+    SMTPPool,
+    TemporaryFailure,
+    relay_settings,
+)
+
+NowFn = Callable[[], datetime]
+BuildFn = Callable[[Claim, datetime], bytes]
+
+
+@dataclass(frozen=True)
+class RunMessage:
+    """What a run sends, as stored on the ``send_run`` row."""
+
+    run_id: int
+    kind: str
+    subject: str
+    html: str
+    text: str
+
+
+class MessageFactory(Protocol):
+    """Prepares a run's message once and returns the per-recipient wire-bytes builder."""
+
+    def __call__(self, config: Config, message: RunMessage) -> BuildFn: ...
+
+
+@dataclass(frozen=True)
+class SenderOptions:
+    """Tuning of one sender process. ``workers`` defaults to ``[smtp] max_connections``."""
+
+    batch_size: int = 50
+    workers: int | None = None
+    lease: timedelta = timedelta(minutes=5)
+    poll_interval: float = 1.0
+    breaker_window: int = 20
+    breaker_ratio: float = 0.9
+    retry_base: timedelta = timedelta(minutes=1)
+
+
+@dataclass
+class SenderStats:
+    """What this sender did (counts of outcomes) and which runs its breaker paused."""
+
+    sent: int = 0
+    temporary: int = 0
+    bounced: int = 0
+    released: int = 0
+    paused_runs: list[int] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.kind == OutcomeKind.SENT:
+            self.sent += 1
+        elif outcome.kind == OutcomeKind.TEMPORARY:
+            self.temporary += 1
+        elif outcome.kind == OutcomeKind.PERMANENT:
+            self.bounced += 1
+        else:
+            self.released += 1
+
+
+class CircuitBreaker:
+    """Trips when at least ``ratio`` of the last ``window`` attempts of a run failed."""
+
+    def __init__(self, window: int, ratio: float) -> None:
+        self.window = window
+        self.ratio = ratio
+        self._recent: dict[int, deque[bool]] = {}
+        self.reasons: dict[int, str] = {}
+
+    def record(self, run_id: int, ok: bool, error: str = "") -> None:
+        recent = self._recent.setdefault(run_id, deque(maxlen=self.window))
+        recent.append(ok)
+        failures = recent.count(False)
+        if len(recent) == self.window and failures >= self.ratio * self.window:
+            self.reasons.setdefault(
+                run_id,
+                f"paused automatically: {failures} of the last {self.window} "
+                f"attempts failed (last error: {error})"[:500],
+            )
+
+    def tripped(self, run_id: int) -> bool:
+        return run_id in self.reasons
+
+    def reset(self, run_id: int) -> None:
+        self._recent.pop(run_id, None)
+        self.reasons.pop(run_id, None)
+
+
+def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
+    """Build each recipient's bytes with ``newsletter.message`` (render once, personalise the
+    unsubscribe link per recipient)."""
+    from newsletter.message import MessageTemplate, Recipient
+    from newsletter.render import RenderedEmail
+    from subscribers.tokens import make_unsubscribe_token
+
+    rendered = RenderedEmail(subject=message.subject, html=message.html, text=message.text)
+    template = MessageTemplate.prepare(config, rendered, list_mail=True)
+    secret, base_url = config.secret_key, config.base_url
+
+    def build(claim: Claim, now: datetime) -> bytes:
+        token = make_unsubscribe_token(secret, claim.subscriber_id)
+        recipient = Recipient(claim.email, claim.name, f"{base_url}/u/{token}")
+        return template.for_recipient(recipient, now)
+
+    return build
+
+
+class Sender:
+    """One sender process's state: the pool, the limiter, the breaker and prepared messages."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        *,
+        now_fn: NowFn,
+        options: SenderOptions,
+        message_factory: MessageFactory,
+        run_ids: Sequence[int] | None,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.now_fn = now_fn
+        self.options = options
+        self.factory = message_factory
+        self.only_runs = set(run_ids) if run_ids is not None else None
+        self.workers = options.workers or int(config.get("smtp", "max_connections")) or 1
+        self.pool = SMTPPool(relay_settings(config), self.workers)
+        self.limiter = RateLimiter(float(config.get("smtp", "rate")))
+        self.breaker = CircuitBreaker(options.breaker_window, options.breaker_ratio)
+        self.policy = RetryPolicy(
+            max_attempts=max(int(config.get("smtp", "max_attempts")), 1),
+            base_delay=options.retry_base,
+            soft_bounce_limit=int(config.get("subscribers", "soft_bounce_limit")),
+        )
+        self.envelope_from = str(config.get("list", "from_address"))
+        self.builders: dict[int, BuildFn] = {}
+        self.breaker_paused: set[int] = set()
+        self.stats = SenderStats()
+
+    # --- database side (always in a thread) ---------------------------------------------
+
+    def _claim(self) -> tuple[int, list[Claim], RunMessage | None] | None:
+        """Claim a batch from the first running run that has one; finish runs that have none.
+        Returns None when nothing is claimable right now."""
+        now = self.now_fn()
+        with transaction(self.engine) as session:
+            for run_id in running_run_ids(session):
+                if self.only_runs is not None and run_id not in self.only_runs:
+                    continue
+                if run_id in self.breaker_paused:
+                    # Someone resumed the run this breaker paused: start counting afresh.
+                    self.breaker_paused.discard(run_id)
+                    self.breaker.reset(run_id)
+                claims = claim_batch(
+                    session,
+                    run_id,
+                    limit=self.options.batch_size,
+                    now=now,
+                    lease=self.options.lease,
+                )
+                if claims:
+                    message = None
+                    if run_id not in self.builders:
+                        run = get_run(session, run_id)
+                        message = RunMessage(run.id, run.kind, run.subject, run.html, run.text)
+                    return run_id, claims, message
+                finish_run_if_complete(session, run_id, now)
+        return None
+
+    def _record(self, run_id: int, outcomes: list[Outcome]) -> None:
+        now = self.now_fn()
+        with transaction(self.engine) as session:
+            record_outcomes(session, outcomes, now=now, policy=self.policy)
+            if self.breaker.tripped(run_id):
+                run = get_run(session, run_id)
+                if run.status == RunStatus.RUNNING:
+                    pause_run(session, run_id, self.breaker.reasons[run_id], now)
+                    self.stats.paused_runs.append(run_id)
+                self.breaker_paused.add(run_id)
+            else:
+                finish_run_if_complete(session, run_id, now)
+
+    def _wait_hint(self) -> float | None:
+        """Seconds until something may become claimable; None when no running run is open."""
+        now = self.now_fn()
+        with transaction(self.engine) as session:
+            times = []
+            for run_id in running_run_ids(session):
+                if self.only_runs is not None and run_id not in self.only_runs:
+                    continue
+                if finish_run_if_complete(session, run_id, now):
+                    continue
+                due = next_due_at(session, run_id, now)
+                if due is not None:
+                    times.append(due)
+        if not times:
+            return None
+        return max((min(times) - now).total_seconds(), 0.0)
+
+    # --- network side ---------------------------------------------------------------------
+
+    async def _send_batch(self, run_id: int, claims: list[Claim]) -> list[Outcome]:
+        build = self.builders[run_id]
+        outcomes: list[Outcome] = []
+        for claim in claims:
+            if self.breaker.tripped(run_id):
+                outcomes.append(
+                    Outcome(claim.delivery_id, claim.subscriber_id, OutcomeKind.RELEASED)
+                )
+                continue
+            await self.limiter.acquire()
+            outcome = await self._send_one(run_id, claim, build)
+            self.stats.add(outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _send_one(self, run_id: int, claim: Claim, build: BuildFn) -> Outcome:
+        data = build(claim, self.now_fn())
+        ids = (claim.delivery_id, claim.subscriber_id)
+        try:
+            await self.pool.send(self.envelope_from, claim.email, data)
+        except ConnectionFailure as exc:
+            self.breaker.record(run_id, False, exc.message)
+            return Outcome(*ids, OutcomeKind.RELEASED, exc.message)
+        except TemporaryFailure as exc:
+            self.breaker.record(run_id, False, exc.message)
+            return Outcome(*ids, OutcomeKind.TEMPORARY, exc.message)
+        except PermanentFailure as exc:
+            self.breaker.record(run_id, False, exc.message)
+            return Outcome(*ids, OutcomeKind.PERMANENT, exc.message)
+        self.breaker.record(run_id, True)
+        return Outcome(*ids, OutcomeKind.SENT)
+
+    async def _worker(self, stop: asyncio.Event, stop_when_idle: bool) -> None:
+        while not stop.is_set():
+            claimed = await asyncio.to_thread(self._claim)
+            if claimed is None:
+                hint = await asyncio.to_thread(self._wait_hint)
+                if hint is None and stop_when_idle:
+                    return
+                delay = self.options.poll_interval if hint is None else hint
+                await _sleep_or_stop(stop, min(delay, self.options.poll_interval))
+                continue
+            run_id, claims, message = claimed
+            if message is not None and run_id not in self.builders:
+                self.builders[run_id] = self.factory(self.config, message)
+            outcomes = await self._send_batch(run_id, claims)
+            await asyncio.to_thread(self._record, run_id, outcomes)
+
+    async def run(self, stop: asyncio.Event, stop_when_idle: bool) -> SenderStats:
+        try:
+            workers = [self._worker(stop, stop_when_idle) for _ in range(self.workers)]
+            await asyncio.gather(*workers)
+        finally:
+            await self.pool.close()
+        return self.stats
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.001))
+
+
+async def run_sender(
+    config: Config,
+    engine: Engine,
+    *,
+    now_fn: NowFn = utc_now,
+    stop_when_idle: bool = True,
+    stop: asyncio.Event | None = None,
+    options: SenderOptions | None = None,
+    message_factory: MessageFactory = default_message_factory,
+    run_ids: Sequence[int] | None = None,
+) -> SenderStats:
+    """Send every running run's open deliveries until none is left (``stop_when_idle``) or
+    until ``stop`` is set. Several processes may run this at once on one database.
+
+    ``run_ids`` limits the sender to those runs. Returns what this process did; failures are
+    recorded on the delivery rows, never raised (a database error does propagate)."""
+    sender = Sender(
+        config,
+        engine,
+        now_fn=now_fn,
+        options=options or SenderOptions(),
+        message_factory=message_factory,
+        run_ids=run_ids,
+    )
+    return await sender.run(stop or asyncio.Event(), stop_when_idle)
