@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from newsletter.web.admin import issue, preview, session_pages
+from newsletter.web.admin import issue, preview, sends, session_pages
 from newsletter.web.admin.auth import editor_required
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "admin"
@@ -30,6 +30,7 @@ def admin_routes() -> list[BaseRoute]:
         *session_pages.routes,
         *issue.routes,
         *preview.routes,
+        *sends.routes,
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="admin-static"),
     ]
 

@@ -1,0 +1,129 @@
+"""Sending from the dashboard: the confirmation shows the recipient count, the send reaches the
+SMTP server, progress is reported, a send can be paused and resumed, and its delivery report
+downloads as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import Engine, select
+
+from newsletter.config import Config
+from newsletter.db import make_engine, transaction, upgrade_database
+from newsletter.models import Issue, IssueStatus, SendRun
+from newsletter.sender import run_sender
+from subscribers.models import SubscriberStatus
+from subscribers.store import create_subscriber
+from tests.admin_support import NOW, Admin, make_client, make_editor, sign_in
+from tests.conftest import ConfigFactory
+from tests.harness import SMTPServer
+
+READERS = ["ana@example.org", "=cmd@example.org", "bea@example.org"]
+
+
+@pytest.fixture
+def site(
+    make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
+) -> tuple[Config, Engine]:
+    config = make_config(sqlite_url, smtp_port=smtp_server.port)
+    engine = make_engine(config.database_url)
+    upgrade_database(engine)
+    make_editor(engine)
+    with transaction(engine) as session:
+        for email in READERS:
+            create_subscriber(
+                session,
+                email=email,
+                name="",
+                status=SubscriberStatus.ACTIVE,
+                source="test",
+                language="fr",
+                now=NOW,
+            )
+        create_subscriber(
+            session,
+            email="gone@example.org",
+            name="",
+            status=SubscriberStatus.UNSUBSCRIBED,
+            source="test",
+            language="fr",
+            now=NOW,
+        )
+    return config, engine
+
+
+@pytest.fixture
+def admin(site: tuple[Config, Engine]) -> Admin:
+    admin = sign_in(make_client(*site))
+    admin.post(
+        "/admin/issue/links",
+        {"url": "https://example.org/a", "title": "Un lien", "source": "Mediapart"},
+    )
+    return admin
+
+
+def _start(admin: Admin) -> int:
+    confirm = admin.client.get("/admin/issue/send")
+    assert confirm.status_code == 200
+    assert '<strong id="recipient-count">3</strong>' in confirm.text
+    response = admin.post("/admin/issue/send", {"confirm": "yes"})
+    assert response.status_code == 303, response.text  # type: ignore[attr-defined]
+    location = response.headers["location"]  # type: ignore[attr-defined]
+    return int(location.rsplit("/", 1)[1])
+
+
+async def test_send_now_reaches_every_active_subscriber(
+    site: tuple[Config, Engine], admin: Admin, smtp_server: SMTPServer
+) -> None:
+    """After confirmation the issue goes to the 3 active subscribers; progress and the CSV
+    report show it done."""
+    config, engine = site
+    run_id = _start(admin)
+    page = admin.client.get(f"/admin/sends/{run_id}")
+    assert page.status_code == 200 and 'http-equiv="refresh"' in page.text
+    await run_sender(config, engine, stop_when_idle=True)
+    assert sorted(smtp_server.handler.recipients()) == sorted(READERS)
+    progress = admin.client.get(f"/admin/sends/{run_id}/progress.json").json()
+    assert progress["status"] == "done" and progress["sent"] == 3 and progress["pending"] == 0
+    page = admin.client.get(f"/admin/sends/{run_id}")
+    assert 'http-equiv="refresh"' not in page.text and '<td id="count-sent">3</td>' in page.text
+    report = admin.client.get(f"/admin/sends/{run_id}/report.csv")
+    assert report.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(report.text)))
+    assert sorted(r["email"] for r in rows) == sorted(
+        ["ana@example.org", "'=cmd@example.org", "bea@example.org"]
+    )
+    assert {r["status"] for r in rows} == {"sent"}
+    with transaction(engine) as session:
+        assert session.scalars(select(Issue.status)).one() == IssueStatus.SENT
+    listing = admin.client.get("/admin/sends")
+    assert f"/admin/sends/{run_id}/report.csv" in listing.text
+
+
+async def test_paused_send_sends_nothing_until_resumed(
+    site: tuple[Config, Engine], admin: Admin, smtp_server: SMTPServer
+) -> None:
+    """A paused send delivers nothing; after resume it finishes."""
+    config, engine = site
+    run_id = _start(admin)
+    assert admin.post(f"/admin/sends/{run_id}/pause", {"reason": "oups"}).status_code == 303  # type: ignore[attr-defined]
+    await run_sender(config, engine, stop_when_idle=True)
+    assert smtp_server.received() == []
+    with transaction(engine) as session:
+        run = session.scalars(select(SendRun)).one()
+        assert run.status == "paused" and run.pause_reason == "oups"
+    assert admin.post(f"/admin/sends/{run_id}/resume").status_code == 303  # type: ignore[attr-defined]
+    await run_sender(config, engine, stop_when_idle=True)
+    assert len(smtp_server.handler.recipients()) == 3
+
+
+def test_send_without_links_is_refused(site: tuple[Config, Engine]) -> None:
+    """With nothing queued, "send now" explains why and starts no send."""
+    config, engine = site
+    admin = sign_in(make_client(config, engine))
+    response = admin.post("/admin/issue/send", {"confirm": "yes"})
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    with transaction(engine) as session:
+        assert session.scalars(select(SendRun)).all() == []
