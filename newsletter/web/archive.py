@@ -139,7 +139,8 @@ def atom_feed(config: Config, issues: list[ArchivedIssue]) -> bytes:
         sub(entry, "updated", issue.sent_at.isoformat())
         summary = " · ".join(link.title for link in issue.links)
         sub(entry, "summary", (issue.intro + "\n\n" + summary).strip())
-    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(feed)
+    body = ElementTree.tostring(feed, encoding="unicode")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n' + body).encode("utf-8")
 
 
 async def feed(request: Request) -> Response:
