@@ -11,5 +11,6 @@ from newsletter.cli.base import main
 # Each module adds its commands to ``main`` when imported.
 from newsletter.cli import setup as _setup  # noqa: F401  isort: skip
 from newsletter.cli import editors as _editors  # noqa: F401  isort: skip
+from newsletter.cli import send as _send  # noqa: F401  isort: skip
 
 __all__ = ["main"]
