@@ -218,10 +218,19 @@ def due_instants(
     overrides: Iterable[Override],
     decided: Iterable[datetime],
     grace: timedelta,
+    first_recorded: datetime | None,
 ) -> list[datetime]:
     """Instants at or before ``now`` that need a decision: regular slots and delayed sends
-    within the look-back window that have no recorded outcome yet, oldest first."""
-    start = now - lookback(grace)
+    within the look-back window that have no recorded outcome yet, oldest first.
+
+    ``first_recorded`` is the oldest recorded instant, i.e. when the service started deciding
+    slots; nothing older is due. ``None`` (a new installation) narrows the window to ``grace``,
+    so slots from before the service existed are not recorded as missed.
+    """
+    if first_recorded is None:
+        start = now - grace
+    else:
+        start = max(now - lookback(grace), first_recorded - timedelta(microseconds=1))
     instants = set(slots_between(schedule, start, now))
     for override in overrides:
         at = override.send_at

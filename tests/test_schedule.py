@@ -135,16 +135,33 @@ def test_due_instants_include_delayed_sends_and_skip_decided_ones() -> None:
     slot = paris(2026, 3, 29, 8)
     monday = paris(2026, 3, 30, 18)
     delay = Override(slot, OverrideAction.DELAY, send_at=monday)
-    assert due_instants(SUNDAY_8, slot, overrides=[delay], decided=[], grace=GRACE) == [
+    assert due_instants(
+        SUNDAY_8,
+        slot,
+        overrides=[delay],
+        decided=[],
+        grace=GRACE,
+        first_recorded=paris(2026, 3, 1, 8),
+    ) == [
         paris(2026, 3, 22, 8),
         slot,
     ]
     assert due_instants(
-        SUNDAY_8, monday, overrides=[delay], decided=[paris(2026, 3, 22, 8), slot], grace=GRACE
+        SUNDAY_8,
+        monday,
+        overrides=[delay],
+        decided=[paris(2026, 3, 22, 8), slot],
+        grace=GRACE,
+        first_recorded=paris(2026, 3, 22, 8),
     ) == [monday]
     assert (
         due_instants(
-            SUNDAY_8, monday - timedelta(minutes=1), overrides=[delay], decided=[slot], grace=GRACE
+            SUNDAY_8,
+            monday - timedelta(minutes=1),
+            overrides=[delay],
+            decided=[slot],
+            grace=GRACE,
+            first_recorded=slot,
         )
         == []
     )  # 22 March is now more than a week and a day old
@@ -182,3 +199,28 @@ def test_catch_up_weeks_list_the_carried_weeks() -> None:
         date(2026, 7, 27),
     ]
     assert catch_up_weeks(history[:1], paris(2026, 7, 12, 8), PARIS) == []
+
+
+def test_a_fresh_installation_does_not_record_old_slots() -> None:
+    """With no slot ever recorded, only slots within the grace period are due."""
+    now = paris(2026, 3, 29, 7, 59)
+    assert (
+        due_instants(SUNDAY_8, now, overrides=[], decided=[], grace=GRACE, first_recorded=None)
+        == []
+    )
+    now = paris(2026, 3, 29, 8)
+    assert due_instants(
+        SUNDAY_8, now, overrides=[], decided=[], grace=GRACE, first_recorded=None
+    ) == [now]
+
+
+def test_nothing_older_than_the_first_recorded_slot_is_due() -> None:
+    """A slot before the first one the service ever recorded is not recorded as missed."""
+    first = paris(2026, 4, 5, 8)
+    later = first + timedelta(minutes=1)
+    assert (
+        due_instants(
+            SUNDAY_8, later, overrides=[], decided=[first], grace=GRACE, first_recorded=first
+        )
+        == []
+    )

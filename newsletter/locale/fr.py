@@ -42,4 +42,23 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Reply to this email to suggest a link.": "Répondez à ce message pour proposer un lien.",
     # newsletter/message.py
     "[Preview]": "[Aperçu]",
+    # newsletter/dispatch.py (slot reasons, catch-up intro, pause notice)
+    "nothing new": "rien de nouveau",
+    "paused": "en pause",
+    "skipped by the editor": "sauté par l’équipe éditoriale",
+    "delayed to {when}": "reporté au {when}",
+    "the service was down for more than {hours} h after the slot": (
+        "le service était arrêté plus de {hours} h après l’heure prévue"
+    ),
+    "and": "et",
+    "This issue catches up on the weeks of {weeks}.": "Ce numéro rattrape les semaines du {weeks}.",
+    "{name}: taking a break until {until}": "{name} : pause jusqu’au {until}",
+    # templates/email/notice.html, notice.txt
+    "No issue until %(until)s.": "Pas de numéro avant le %(until)s.",
+    "The newsletter takes a break: the next issue goes out on %(until)s.": (
+        "La lettre fait une pause : le prochain numéro partira le %(until)s."
+    ),
+    "Links shared in the meantime are kept for that issue.": (
+        "Les liens partagés d’ici là sont gardés pour ce numéro."
+    ),
 }
