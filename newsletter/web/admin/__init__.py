@@ -12,7 +12,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from newsletter.web.admin import issue, preview, sends, session_pages
+from newsletter.web.admin import (
+    issue,
+    preview,
+    schedule_page,
+    sends,
+    session_pages,
+    subscribers_page,
+)
 from newsletter.web.admin.auth import editor_required
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "admin"
@@ -31,6 +38,8 @@ def admin_routes() -> list[BaseRoute]:
         *issue.routes,
         *preview.routes,
         *sends.routes,
+        *schedule_page.routes,
+        *subscribers_page.routes,
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="admin-static"),
     ]
 

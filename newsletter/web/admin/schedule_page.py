@@ -1,0 +1,115 @@
+"""The schedule page: the coming slots and what happens at each; pause until a date (with a
+reason, optionally notifying subscribers), resume, delay this week's issue, skip the next one.
+Every action is ``newsletter.dispatch``'s; this page only reads forms and shows results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from newsletter import dispatch
+from newsletter.clock import utc_now
+from newsletter.config import Config
+from newsletter.errors import NewsletterError
+from newsletter.schedule import parse_local_date, parse_local_datetime
+from newsletter.web.admin.auth import editor_required
+from newsletter.web.admin.common import error_status, field, redirect, run_db
+from newsletter.web.admin.templating import render_page
+
+WEEKS_SHOWN = 8
+DONE_MESSAGES = {
+    "paused": "Schedule paused.",
+    "resumed": "Schedule resumed.",
+    "delayed": "This week's issue is delayed.",
+    "skipped": "The next issue will be skipped.",
+}
+
+
+def schedule_context(session: Session, config: Config) -> dict[str, Any]:
+    now = utc_now()
+    return {
+        "slots": dispatch.planned_slots(session, config, now, WEEKS_SHOWN),
+        "pause": dispatch.active_pause(session, config, now),
+        "timezone": str(config.get("schedule", "timezone")),
+        "today": now.astimezone(config.timezone).date().isoformat(),
+    }
+
+
+async def _page(request: Request, error: NewsletterError | None = None) -> Response:
+    config: Config = request.app.state.config
+    context = await run_db(request, lambda s: schedule_context(s, config))
+    done = DONE_MESSAGES.get(request.query_params.get("done", ""), "")
+    context.update(flash=str(error) if error else done, flash_kind="error" if error else "ok")
+    return render_page(request, "schedule.html", context, error_status(error) if error else 200)
+
+
+@editor_required
+async def schedule_page(request: Request) -> Response:
+    return await _page(request)
+
+
+def local_datetime_field(value: str) -> str:
+    """An HTML ``datetime-local`` value (``2026-03-30T18:00``) as ``2026-03-30 18:00``."""
+    return value.strip().replace("T", " ")[:16]
+
+
+async def _act(request: Request, done: str, action: Any) -> Response:
+    config: Config = request.app.state.config
+    form = await request.form()
+    now = utc_now()
+    try:
+        await run_db(request, lambda s: action(s, config, form, now))
+    except NewsletterError as exc:
+        return await _page(request, exc)
+    return redirect(f"/admin/schedule?done={done}")
+
+
+@editor_required
+async def pause(request: Request) -> Response:
+    def work(session: Session, config: Config, form: Any, now: Any) -> None:
+        dispatch.pause_schedule(
+            session,
+            config,
+            until=parse_local_date(field(form, "until")),
+            reason=field(form, "reason"),
+            notify=field(form, "notify") == "yes",
+            now=now,
+        )
+
+    return await _act(request, "paused", work)
+
+
+@editor_required
+async def resume(request: Request) -> Response:
+    return await _act(request, "resumed", lambda s, c, f, n: dispatch.resume_schedule(s, c, n))
+
+
+@editor_required
+async def delay(request: Request) -> Response:
+    def work(session: Session, config: Config, form: Any, now: Any) -> None:
+        send_at = parse_local_datetime(
+            local_datetime_field(field(form, "send_at")), config.timezone
+        )
+        dispatch.delay_slot(session, config, send_at, now)
+
+    return await _act(request, "delayed", work)
+
+
+@editor_required
+async def skip(request: Request) -> Response:
+    return await _act(
+        request, "skipped", lambda s, c, f, n: dispatch.skip_slot(s, c, field(f, "reason"), n)
+    )
+
+
+routes = [
+    Route("/schedule", schedule_page, methods=["GET"]),
+    Route("/schedule/pause", pause, methods=["POST"]),
+    Route("/schedule/resume", resume, methods=["POST"]),
+    Route("/schedule/delay", delay, methods=["POST"]),
+    Route("/schedule/skip", skip, methods=["POST"]),
+]

@@ -1,0 +1,91 @@
+"""The subscribers page: counts per status, search and filter, the weekly SVG chart from the
+consent log, and adding a person sends them the confirmation email."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+
+from newsletter.clock import utc_now
+from newsletter.config import Config
+from newsletter.db import make_engine, transaction, upgrade_database
+from subscribers.models import ConsentKind, Subscriber, SubscriberStatus
+from subscribers.store import ConsentContext, create_subscriber, record_consent
+from tests.admin_support import Admin, make_client, make_editor, sign_in
+from tests.conftest import ConfigFactory
+from tests.harness import SMTPServer
+
+
+@pytest.fixture
+def site(
+    make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
+) -> tuple[Config, Engine]:
+    config = make_config(sqlite_url, smtp_port=smtp_server.port)
+    engine = make_engine(config.database_url)
+    upgrade_database(engine)
+    make_editor(engine)
+    now = utc_now()
+    people = [
+        ("ana@example.org", "Ana", SubscriberStatus.ACTIVE, ConsentKind.CONFIRMED),
+        ("bea@example.org", "Béa", SubscriberStatus.ACTIVE, ConsentKind.CONFIRMED),
+        ("carl@example.org", "Carl", SubscriberStatus.UNSUBSCRIBED, ConsentKind.UNSUBSCRIBED),
+        ("dan@example.org", "Dan", SubscriberStatus.BOUNCED, ConsentKind.BOUNCED),
+    ]
+    with transaction(engine) as session:
+        for email, name, status, kind in people:
+            row = create_subscriber(
+                session,
+                email=email,
+                name=name,
+                status=status,
+                source="test",
+                language="fr",
+                now=now - timedelta(days=20),
+            )
+            record_consent(
+                session,
+                config.secret_key,
+                row,
+                kind,
+                now - timedelta(days=1),
+                ConsentContext(source="test"),
+            )
+    return config, engine
+
+
+@pytest.fixture
+def admin(site: tuple[Config, Engine]) -> Admin:
+    return sign_in(make_client(*site))
+
+
+def test_counts_search_filter_and_chart(admin: Admin) -> None:
+    """The page counts each status, finds by address or name, filters by status, and draws
+    this week's joins, leaves and bounces."""
+    page = admin.client.get("/admin/subscribers")
+    assert page.status_code == 200
+    assert "<strong>2</strong>" in page.text  # two active
+    assert page.text.count("<svg") == 1
+    assert "joins: 2</title>" in page.text and "leaves: 1</title>" in page.text
+    assert "bounces: 1</title>" in page.text
+    found = admin.client.get("/admin/subscribers", params={"q": "BÉA"})
+    assert "bea@example.org" in found.text and "ana@example.org" not in found.text
+    found = admin.client.get("/admin/subscribers", params={"status": "unsubscribed"})
+    assert "carl@example.org" in found.text and "ana@example.org" not in found.text
+
+
+def test_adding_a_subscriber_sends_the_confirmation(
+    site: tuple[Config, Engine], admin: Admin, smtp_server: SMTPServer
+) -> None:
+    """An editor adds a person: a pending row and a confirmation email at the SMTP server."""
+    _, engine = site
+    response = admin.post("/admin/subscribers/add", {"email": "eve@example.org", "name": "Eve"})
+    assert response.status_code == 303, response.text  # type: ignore[attr-defined]
+    (message,) = smtp_server.wait_for(1)
+    assert message.rcpt_tos == ["eve@example.org"]
+    with transaction(engine) as session:
+        row = session.scalars(select(Subscriber).where(Subscriber.email == "eve@example.org")).one()
+        assert row.status == SubscriberStatus.PENDING
+    bad = admin.post("/admin/subscribers/add", {"email": "not-an-address"})
+    assert bad.status_code == 422  # type: ignore[attr-defined]
