@@ -10,7 +10,10 @@ from newsletter.cli.base import main
 
 # Each module adds its commands to ``main`` when imported.
 from newsletter.cli import setup as _setup  # noqa: F401  isort: skip
+from newsletter.cli import content as _content  # noqa: F401  isort: skip
+from newsletter.cli import serve as _serve  # noqa: F401  isort: skip
 from newsletter.cli import editors as _editors  # noqa: F401  isort: skip
 from newsletter.cli import send as _send  # noqa: F401  isort: skip
+from newsletter.cli import subscribers as _subscribers  # noqa: F401  isort: skip
 
 __all__ = ["main"]
