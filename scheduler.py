@@ -1,7 +1,157 @@
 """The clock: APScheduler wiring only. At each weekly slot it calls the dispatcher.
 
 Run on its own with ``python scheduler.py`` (or ``newsletter scheduler``); ``newsletter serve``
-runs the same scheduler inside its process.
+runs the same scheduler inside its process through ``scheduler_service``.
+
+The database is the truth (design decision 1): every decision lives in
+``newsletter.dispatch``, which records one row per slot, so a job that fires twice or two
+schedulers on one database still send once. Two jobs call it:
+
+- ``weekly-slot``: a ``CronTrigger`` on ``[schedule] day``/``time`` in ``[schedule] timezone``
+  (APScheduler keeps it at local time across DST changes). ``misfire_grace_time`` is
+  ``[schedule] grace_hours`` so a late wake-up still runs it, and ``coalesce`` folds several
+  missed runs into one.
+- ``schedule-check``: every minute, and once at start-up. It catches up a slot missed while the
+  service was down and sends an issue an editor delayed to another time (``schedule delay``),
+  which no cron expression knows about.
 """
 
 from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from newsletter.clock import utc_now
+from newsletter.config import Config, load_config
+from newsletter.db import make_engine
+from newsletter.dispatch import dispatch_due, grace_of, schedule_of
+from newsletter.errors import NewsletterError
+from newsletter.models import Slot
+from newsletter.schedule import WEEKDAYS
+
+SLOT_JOB = "weekly-slot"
+CHECK_JOB = "schedule-check"
+CHECK_EVERY = timedelta(minutes=1)
+
+NowFn = Callable[[], datetime]
+log = logging.getLogger("newsletter.scheduler")
+
+
+async def run_dispatch(config: Config, engine: Engine, now_fn: NowFn) -> list[Slot]:
+    """The job: record what is due now. The store is synchronous, so it runs in a thread."""
+    recorded = await asyncio.to_thread(dispatch_due, config, engine, now_fn())
+    for slot in recorded:
+        log.info("slot %s: %s %s", slot.slot_at.isoformat(), slot.outcome, slot.reason)
+    return recorded
+
+
+def slot_trigger(config: Config) -> CronTrigger:
+    """The weekly slot as a cron trigger in the list's time zone."""
+    schedule = schedule_of(config)
+    return CronTrigger(
+        day_of_week=WEEKDAYS[schedule.weekday],
+        hour=schedule.at.hour,
+        minute=schedule.at.minute,
+        timezone=schedule.zone,
+    )
+
+
+def build_scheduler(config: Config, engine: Engine, *, now_fn: NowFn = utc_now) -> AsyncIOScheduler:
+    """An AsyncIOScheduler (not started) holding the two jobs described in the module doc."""
+    schedule = schedule_of(config)
+    scheduler = AsyncIOScheduler(timezone=schedule.zone)
+    args = (config, engine, now_fn)
+    grace = max(int(grace_of(config).total_seconds()), 1)
+    scheduler.add_job(
+        run_dispatch,
+        slot_trigger(config),
+        args=args,
+        id=SLOT_JOB,
+        name="weekly slot",
+        misfire_grace_time=grace,
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        run_dispatch,
+        IntervalTrigger(seconds=int(CHECK_EVERY.total_seconds()), timezone=schedule.zone),
+        args=args,
+        id=CHECK_JOB,
+        name="catch-up and delayed sends",
+        misfire_grace_time=int(CHECK_EVERY.total_seconds()),
+        coalesce=True,
+        max_instances=1,
+        next_run_time=utc_now(),  # start-up catch-up
+    )
+    return scheduler
+
+
+@contextlib.asynccontextmanager
+async def scheduler_service(
+    config: Config, engine: Engine, *, now_fn: NowFn = utc_now
+) -> AsyncIterator[AsyncIOScheduler | None]:
+    """Run the schedule in the current event loop for as long as the context lasts (``serve``
+    enters it beside the web server). Yields ``None`` when ``[schedule] enabled`` is off."""
+    if not config.get("schedule", "enabled"):
+        yield None
+        return
+    scheduler = build_scheduler(config, engine, now_fn=now_fn)
+    scheduler.start()
+    job = scheduler.get_job(SLOT_JOB)
+    log.info("schedule started; next slot %s", job.next_run_time if job else None)
+    try:
+        yield scheduler
+    finally:
+        # Jobs run to completion in their own thread; wait=False only stops new firings.
+        scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)  # let the loop run the scheduled shutdown
+
+
+async def run_standalone(config: Config, engine: Engine, *, with_sender: bool = True) -> None:
+    """``python scheduler.py``: the schedule (and, unless told not to, a delivery worker that
+    sends what it starts) until SIGTERM or Ctrl-C."""
+    from newsletter.delivery import delivery_service
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(scheduler_service(config, engine))
+        if with_sender:
+            await stack.enter_async_context(delivery_service(config, engine))
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the weekly schedule of the newsletter.")
+    parser.add_argument("--config", default=None, help="configuration file")
+    parser.add_argument(
+        "--no-sender", action="store_true", help="only record slots; leave sending to `serve`"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        config = load_config(args.config)
+        engine = make_engine(config.database_url)
+        asyncio.run(run_standalone(config, engine, with_sender=not args.no_sender))
+    except NewsletterError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
