@@ -61,4 +61,97 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Links shared in the meantime are kept for that issue.": (
         "Les liens partagés d’ici là sont gardés pour ce numéro."
     ),
+    # subscribers engineer: public pages (templates/web/, newsletter/web/public.py,
+    # archive.py) and opt-in emails (templates/email/confirm.*, welcome.*, transactional.py)
+    "All issues": "Tous les numéros",
+    "Archive": "Archives",
+    "Back to the home page": "Retour à l’accueil",
+    "Check your inbox": "Vérifiez votre boîte de réception",
+    (
+        "If this address can be subscribed, an email with a confirmation link "
+        "is on its way. Open it and press the button to confirm."
+    ): (
+        "Si cette adresse peut être inscrite, un e-mail contenant un lien de "
+        "confirmation est en route. Ouvrez-le et appuyez sur le bouton pour "
+        "confirmer."
+    ),
+    "Confirm my subscription": "Confirmer mon inscription",
+    "Confirm my subscription:": "Confirmer mon inscription :",
+    "Confirm your subscription": "Confirmez votre inscription",
+    "Confirm your subscription to {name}": "Confirmez votre inscription à {name}",
+    "Confirmation links are valid for a few days. Ask for a new one:": (
+        "Les liens de confirmation sont valables quelques jours. Demandez-en un nouveau :"
+    ),
+    "Do you want to stop receiving this newsletter?": "Voulez-vous ne plus recevoir cette lettre ?",
+    "Email address": "Adresse e-mail",
+    "Every Sunday, a short selection of links worth reading, with a few words on each.": (
+        "Chaque dimanche, une courte sélection de liens à lire, avec quelques mots sur chacun."
+    ),
+    "Feed": "Flux",
+    "Latest issue": "Dernier numéro",
+    "Leave this field empty": "Laissez ce champ vide",
+    "Name (optional)": "Nom (facultatif)",
+    "No issue has been sent yet.": "Aucun numéro n’a encore été envoyé.",
+    "No, keep me subscribed": "Non, je reste inscrit·e",
+    "Page not found": "Page introuvable",
+    "Please enter your email address.": "Indiquez votre adresse e-mail.",
+    "Please try again": "Veuillez réessayer",
+    "Press the button to start receiving the newsletter.": (
+        "Appuyez sur le bouton pour commencer à recevoir la lettre."
+    ),
+    "Send me a new link": "M’envoyer un nouveau lien",
+    "Subscribe": "S’inscrire",
+    "Subscription confirmed": "Inscription confirmée",
+    "Thank you! You will receive the next issue. A welcome email is on its way.": (
+        "Merci ! Vous recevrez le prochain numéro. Un e-mail de bienvenue est en route."
+    ),
+    "The form could not be read.": "Le formulaire n’a pas pu être lu.",
+    "The form expired or came from another site. Reload the page and send it again.": (
+        "Le formulaire a expiré ou vient d’un autre site. Rechargez la page et "
+        "envoyez-le à nouveau."
+    ),
+    "The link may have been cut by your mail program. Copy the whole link and try again.": (
+        "Votre messagerie a peut-être coupé le lien. Copiez le lien en entier et réessayez."
+    ),
+    "This email address is not valid. Check it and try again.": (
+        "Cette adresse e-mail n’est pas valide. Vérifiez-la et réessayez."
+    ),
+    "This field is too long.": "Ce champ est trop long.",
+    "This link has expired": "Ce lien a expiré",
+    "This link is not valid": "Ce lien n’est pas valide",
+    "This name is too long.": "Ce nom est trop long.",
+    "Too many requests": "Trop de demandes",
+    "Too many sign-ups from your network. Please wait a few minutes and try again.": (
+        "Trop d’inscriptions depuis votre réseau. Patientez quelques minutes et réessayez."
+    ),
+    "Unsubscribe me": "Me désabonner",
+    "We will send you an email to confirm. You can leave at any time with one click.": (
+        "Nous vous enverrons un e-mail de confirmation. Vous pourrez partir à "
+        "tout moment en un clic."
+    ),
+    "You are unsubscribed": "Vous êtes désabonné·e",
+    "You will receive no more emails from this newsletter.": (
+        "Vous ne recevrez plus aucun e-mail de cette lettre."
+    ),
+    "One click to confirm your subscription.": "Un clic pour confirmer votre inscription.",
+    "Someone, probably you, asked to receive %(name)s at this address.": (
+        "Quelqu’un, sans doute vous, a demandé à recevoir %(name)s à cette adresse."
+    ),
+    (
+        "This link is valid for %(days)s days. If you did not ask for anything,"
+        " ignore this email: you will receive nothing more."
+    ): (
+        "Ce lien est valable %(days)s jours. Si vous n’avez rien demandé, "
+        "ignorez cet e-mail : vous ne recevrez rien de plus."
+    ),
+    "You receive this email because your address was entered on the sign-up form of %(name)s.": (
+        "Vous recevez cet e-mail parce que votre adresse a été saisie dans le "
+        "formulaire d’inscription de %(name)s."
+    ),
+    "Welcome to {name}": "Bienvenue dans {name}",
+    "Your subscription is confirmed.": "Votre inscription est confirmée.",
+    "Your subscription is confirmed. The next issue arrives on Sunday.": (
+        "Votre inscription est confirmée. Le prochain numéro arrive dimanche."
+    ),
+    "While you wait, here is the latest issue:": "En attendant, voici le dernier numéro :",
 }
