@@ -14,7 +14,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from newsletter.config import Config
-from newsletter.web import admin, public
+from newsletter.web import admin, outbox, public
+from newsletter.web import api as editor_api
 from newsletter.web import archive as public_archive
 from newsletter.web.security import (
     BodySizeLimitMiddleware,
@@ -34,7 +35,9 @@ def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
     mail catcher) for the route modules that need them."""
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
+        *outbox.routes,
         *admin.routes,
+        *editor_api.routes,
         *public_archive.routes,
         *public.routes,
         Mount("/static", app=StaticFiles(directory=str(PUBLIC_STATIC)), name="static"),

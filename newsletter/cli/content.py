@@ -1,0 +1,172 @@
+"""``newsletter links add|list|remove`` and ``newsletter issue intro|import|preview``: collect
+the week's links and look at the next issue before it goes out."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from newsletter import content
+from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.clock import utc_now
+from newsletter.config import Config
+from newsletter.db import transaction
+from newsletter.errors import InvalidInputError
+from newsletter.issuefile import queue_issue_file, read_issue_file
+from newsletter.message import MessageTemplate, Recipient
+from newsletter.render import (
+    RECIPIENT_EMAIL_PLACEHOLDER,
+    UNSUBSCRIBE_URL_PLACEHOLDER,
+    RenderedEmail,
+    render_digest,
+)
+from newsletter.smtp import send_single
+from subscribers.tokens import make_unsubscribe_token
+
+# The preview's unsubscribe link is signed for no real subscriber (id 0).
+PREVIEW_SUBSCRIBER_ID = 0
+
+
+@main.group()
+def links() -> None:
+    """The links queued for the next issue."""
+
+
+@links.command("add")
+@click.argument("url")
+@click.option("--title", required=True, help="Headline of the link.")
+@click.option("--source", default="", help="Publication it comes from, e.g. Le Monde.")
+@click.option("--excerpt", default="", help="A short excerpt (blank lines separate paragraphs).")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for several.")
+@pass_app
+def links_add(
+    app: AppContext, url: str, title: str, source: str, excerpt: str, tags: tuple[str, ...]
+) -> None:
+    """Queue URL for the next issue."""
+    with transaction(app.engine()) as session:
+        link = content.queue_link(
+            session, url=url, title=title, source=source, excerpt=excerpt, tags=tags, now=utc_now()
+        )
+        click.echo(f"Queued link {link.id} at position {link.position}: {link.title}")
+
+
+@links.command("list")
+@pass_app
+def links_list(app: AppContext) -> None:
+    """Show the queue of the next issue, in order."""
+    with transaction(app.engine()) as session:
+        queued = content.queued_links(session)
+        number = content.next_issue_number(session)
+    if not queued:
+        click.echo(f"No link queued for issue #{number}.")
+        return
+    click.echo(f"Issue #{number}: {len(queued)} link(s)")
+    for index, link in enumerate(queued, start=1):
+        source = f" — {link.source}" if link.source else ""
+        click.echo(f"{index:>3}. [{link.id}] {link.title}{source}")
+        click.echo(f"       {link.url}")
+
+
+@links.command("remove")
+@click.argument("link_id", type=int)
+@pass_app
+def links_remove(app: AppContext, link_id: int) -> None:
+    """Remove a queued link by its id (shown in brackets by `links list`)."""
+    with transaction(app.engine()) as session:
+        content.remove_link(session, link_id)
+    click.echo(f"Removed link {link_id}.")
+
+
+@links.command("move")
+@click.argument("link_id", type=int)
+@click.argument("position", type=int)
+@pass_app
+def links_move(app: AppContext, link_id: int, position: int) -> None:
+    """Move a queued link to POSITION (1 = first)."""
+    with transaction(app.engine()) as session:
+        content.move_link(session, link_id, position)
+    click.echo(f"Moved link {link_id} to position {max(position, 1)}.")
+
+
+@main.group()
+def issue() -> None:
+    """The next issue: its intro, a Markdown import, a preview."""
+
+
+@issue.command("intro")
+@click.argument("text", required=False)
+@click.option(
+    "--file", "file", type=click.Path(dir_okay=False, path_type=Path), help="Read it from a file."
+)
+@pass_app
+def issue_intro(app: AppContext, text: str | None, file: Path | None) -> None:
+    """Set the next issue's intro to TEXT (or the contents of --file)."""
+    if (text is None) == (file is None):
+        raise InvalidInputError("give the intro as TEXT or with --file, not both")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"cannot read the file: {exc}", str(file)) from None
+    with transaction(app.engine()) as session:
+        content.set_intro(session, text or "", utc_now())
+    click.echo("Intro saved for the next issue.")
+
+
+@issue.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def issue_import(app: AppContext, path: Path) -> None:
+    """Queue every link of a Markdown issue file (see README, "Issue file format")."""
+    parsed = read_issue_file(path)
+    with transaction(app.engine()) as session:
+        ids = queue_issue_file(session, parsed, utc_now())
+    extras = [name for name in ("subject", "intro") if getattr(parsed, name) is not None]
+    suffix = f"; set the {' and '.join(extras)}" if extras else ""
+    click.echo(f"Queued {len(ids)} link(s) from {path}{suffix}.")
+
+
+def preview_recipient(config: Config, email: str | None) -> Recipient:
+    token = make_unsubscribe_token(config.secret_key, PREVIEW_SUBSCRIBER_ID)
+    address = email or str(config.get("list", "from_address"))
+    return Recipient(email=address, name="", unsubscribe_url=f"{config.base_url}/u/{token}")
+
+
+def personalised(rendered: RenderedEmail, recipient: Recipient, fmt: str) -> str:
+    body = rendered.html if fmt == "html" else rendered.text
+    body = body.replace(UNSUBSCRIBE_URL_PLACEHOLDER, recipient.unsubscribe_url)
+    return body.replace(RECIPIENT_EMAIL_PLACEHOLDER, recipient.email)
+
+
+@issue.command("preview")
+@click.option(
+    "--format", "fmt", type=click.Choice(["html", "text", "eml"]), default="text", show_default=True
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout."
+)
+@click.option("--to", "to", metavar="EMAIL", help="Send the preview to EMAIL (subject marked).")
+@pass_app
+def issue_preview(app: AppContext, fmt: str, output: Path | None, to: str | None) -> None:
+    """Render the next issue (number = last + 1) without assembling or sending it."""
+    config, now = app.config, utc_now()
+    with transaction(app.engine()) as session:
+        view = content.next_issue_view(session, config, now)
+    if not view.links:
+        click.echo(f"Note: no link is queued for issue #{view.number} yet.", err=True)
+    rendered = render_digest(config, view)
+    recipient = preview_recipient(config, to)
+    template = MessageTemplate.prepare(config, rendered, test=to is not None)
+    data = template.for_recipient(recipient, now)
+    if to is not None:
+        asyncio.run(send_single(config, str(config.get("list", "from_address")), [to], data))
+        click.echo(f"Sent the preview of issue #{view.number} to {to}.")
+        return
+    payload = data if fmt == "eml" else personalised(rendered, recipient, fmt).encode("utf-8")
+    if output is None:
+        click.echo(payload, nl=False)
+    else:
+        output.write_bytes(payload)
+        click.echo(f"Wrote the {fmt} preview of issue #{view.number} to {output}.")

@@ -1,0 +1,96 @@
+"""``newsletter serve``: the web app on uvicorn and every long-running service (mail catcher,
+delivery worker, schedule) in one asyncio loop, one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import click
+import uvicorn
+from sqlalchemy import Engine
+
+from newsletter.catcher import catcher_service
+from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.config import Config
+from newsletter.errors import ConfigError
+
+# A service is ``factory(config, engine)`` returning an async context manager: it starts on
+# enter and stops on exit. What it yields is put on ``app.state`` under ``name``.
+ServiceFactory = Callable[[Config, Engine], AbstractAsyncContextManager[Any]]
+
+
+@contextlib.asynccontextmanager
+async def _delivery(config: Config, engine: Engine) -> AsyncIterator[Any]:
+    from newsletter.delivery import delivery_service
+
+    async with delivery_service(config, engine) as task:
+        yield task
+
+
+@contextlib.asynccontextmanager
+async def _schedule(config: Config, engine: Engine) -> AsyncIterator[Any]:
+    from scheduler import scheduler_service
+
+    async with scheduler_service(config, engine) as scheduler:
+        yield scheduler
+
+
+# ---------------------------------------------------------------------------------------------
+# SERVICES: the long-running services `serve` runs beside the web app, started in this order
+# and stopped in reverse. Other modules: append `("name", factory)` here.
+# ---------------------------------------------------------------------------------------------
+SERVICES: list[tuple[str, ServiceFactory]] = [
+    ("catcher", catcher_service),  # embedded SMTP catcher, only when [smtp] host is empty
+    ("sender", _delivery),  # delivery worker: sends every running send run
+    ("scheduler", _schedule),  # the weekly schedule (APScheduler is only the clock)
+]
+
+
+async def run_server(
+    config: Config,
+    engine: Engine,
+    host: str,
+    port: int,
+    services: Sequence[tuple[str, ServiceFactory]] = tuple(SERVICES),
+) -> None:
+    """Start the services, serve HTTP until SIGINT/SIGTERM, then stop the services."""
+    from newsletter.web.app import create_app
+
+    async with contextlib.AsyncExitStack() as stack:
+        state: dict[str, Any] = {}
+        for name, factory in services:
+            try:
+                state[name] = await stack.enter_async_context(factory(config, engine))
+            except OSError as exc:
+                raise ConfigError(f"cannot start the {name}: {exc}") from None
+        app = create_app(config, engine, **state)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
+        )
+        await server.serve()
+        if not server.started:
+            raise ConfigError(f"cannot listen on {host}:{port} (is the port in use?)")
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default: [web] host).")
+@click.option("--port", default=None, type=int, help="Listen port (default: [web] port).")
+@pass_app
+def serve(app: AppContext, host: str | None, port: int | None) -> None:
+    """Run the web app, the mail catcher (when no relay is set), the sender and the schedule."""
+    config = app.config
+    engine = app.engine()
+    host = host or str(config.get("web", "host"))
+    port = int(config.get("web", "port")) if port is None else port
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if config.catcher_enabled:
+        click.echo(
+            f"No SMTP relay configured: catching mail on 127.0.0.1:"
+            f"{config.get('smtp', 'catcher_port')}, shown at http://{host}:{port}/outbox"
+        )
+    asyncio.run(run_server(config, engine, host, port))
