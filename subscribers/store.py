@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from newsletter.errors import InvalidInputError, NotFoundError
@@ -260,11 +260,16 @@ def erase_person(session: Session, secret: str, email: str, now: datetime) -> st
     """Delete a person's data and keep only the keyed hash of the address in ``suppression``.
 
     The consent log keeps its events (kind, time, source) tied to the hash, with IP and user
-    agent blanked; delivery rows lose their address snapshot. Returns the hash. Raises
+    agent blanked; delivery rows lose their address snapshot. On SQLite the freed space is
+    zeroed (``secure_delete``); the caller should checkpoint the WAL after commit. On
+    PostgreSQL dead rows stay on disk until the next VACUUM. Returns the hash. Raises
     ``NotFoundError`` when the address is unknown.
     """
     subscriber = get_subscriber(session, email)
     digest = address_hash(secret, subscriber.email)
+    if session.get_bind().dialect.name == "sqlite":
+        # Zero the freed bytes instead of leaving the address readable in free pages.
+        session.execute(text("PRAGMA secure_delete=ON"))
     session.execute(
         update(ConsentEvent)
         .where(ConsentEvent.subscriber_id == subscriber.id)

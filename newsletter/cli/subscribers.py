@@ -202,8 +202,17 @@ def erase(app: AppContext, email: str, yes: bool) -> None:
         click.confirm(
             f"Erase every personal datum about {email}? This cannot be undone", abort=True
         )
-    with transaction(app.engine()) as session:
+    engine = app.engine()
+    with transaction(engine) as session:
         store.erase_person(session, app.config.secret_key, email, utc_now())
+    if engine.dialect.name == "sqlite":
+        # Copy the zeroed pages into the database file and empty the WAL, which still holds
+        # the pages as they were before the erasure.
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
     click.echo(f"Erased {email}; only a keyed hash of the address is kept.")
 
 
