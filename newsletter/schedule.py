@@ -125,21 +125,21 @@ def parse_time(text: str) -> time:
     return parsed.time()
 
 
-def parse_local_date(text: str) -> date:
-    """``YYYY-MM-DD``; raises ``InvalidInputError``."""
+def parse_local_date(text: str, where: str = "date") -> date:
+    """``YYYY-MM-DD``; raises ``InvalidInputError`` naming ``where``."""
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInputError(f"expected a date like 2026-09-06, got {text!r}", "date") from None
+        raise InvalidInputError(f"expected a date like 2026-09-06, got {text!r}", where) from None
 
 
-def parse_local_datetime(text: str, zone: ZoneInfo) -> datetime:
+def parse_local_datetime(text: str, zone: ZoneInfo, where: str = "datetime") -> datetime:
     """``YYYY-MM-DD HH:MM`` in ``zone`` -> an aware UTC instant; raises ``InvalidInputError``."""
     try:
         naive = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
     except ValueError:
         raise InvalidInputError(
-            f"expected a local time like '2026-03-30 18:00', got {text!r}", "datetime"
+            f"expected a local time like '2026-03-30 18:00', got {text!r}", where
         ) from None
     return to_utc(naive.replace(tzinfo=zone))
 

@@ -1,0 +1,169 @@
+"""``newsletter schedule show|pause|resume|delay|skip`` and ``newsletter scheduler``: the
+weekly schedule as editors steer it. Every decision is ``newsletter.dispatch``'s."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, time
+
+import click
+from sqlalchemy import select
+
+from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.clock import utc_now
+from newsletter.config import Config
+from newsletter.content import queued_links
+from newsletter.db import transaction
+from newsletter.dispatch import (
+    PlannedSlot,
+    active_pause,
+    delay_slot,
+    first_slot_on_or_after,
+    grace_of,
+    pause_schedule,
+    planned_slots,
+    resume_schedule,
+    schedule_of,
+    skip_slot,
+)
+from newsletter.models import SendRun
+from newsletter.schedule import (
+    WEEKDAYS,
+    Outcome,
+    format_local,
+    parse_local_date,
+    parse_local_datetime,
+    to_utc,
+)
+
+
+@main.group("schedule")
+def schedule_group() -> None:
+    """Show the coming Sundays; pause, resume, delay or skip the weekly issue."""
+
+
+@schedule_group.command("show")
+@click.option("--weeks", type=click.IntRange(1, 104), default=8, show_default=True)
+@click.option(
+    "--from",
+    "start",
+    default=None,
+    metavar="DATETIME",
+    help="Start from this local date or time ('YYYY-MM-DD' or 'YYYY-MM-DD HH:MM'); default now.",
+)
+@pass_app
+def show(app: AppContext, weeks: int, start: str | None) -> None:
+    """The next WEEKS slots in the list's time zone and what happens at each."""
+    config = app.config
+    now = utc_now()
+    begin = _parse_from(config, start) if start else now
+    with transaction(app.engine()) as session:
+        slots = planned_slots(session, config, begin, weeks)
+        pause = active_pause(session, config, begin)
+        queued = len(queued_links(session))
+    click.echo(_describe_schedule(config))
+    if pause is not None:
+        click.echo(f"Paused until {pause.until.isoformat()} (exclusive): {pause.reason}")
+    click.echo(f"{queued} link(s) queued for the next issue.")
+    for slot in slots:
+        click.echo(_describe_slot(config, slot))
+
+
+def _parse_from(config: Config, text: str) -> datetime:
+    if len(text.strip()) <= 10:
+        day = parse_local_date(text, "--from")
+        return to_utc(datetime.combine(day, time.min, tzinfo=config.timezone))
+    return parse_local_datetime(text, config.timezone, "--from")
+
+
+def _describe_schedule(config: Config) -> str:
+    schedule = schedule_of(config)
+    hours = f"{grace_of(config).total_seconds() / 3600:g}"
+    return (
+        f"Every {WEEKDAYS[schedule.weekday]} at {schedule.at:%H:%M} {schedule.zone.key} "
+        f"(catch-up grace {hours} h)."
+    )
+
+
+def _describe_slot(config: Config, slot: PlannedSlot) -> str:
+    when = format_local(slot.slot_at, config.timezone)
+    if slot.recorded:
+        state = f"{slot.outcome.value} (recorded)"
+    elif slot.outcome is Outcome.SENT:
+        state = "sends if links are queued"
+    else:
+        state = slot.outcome.value
+    return f"{when}  {state}" + (f" — {slot.reason}" if slot.reason else "")
+
+
+@schedule_group.command("pause")
+@click.option("--until", "until", required=True, metavar="DATE", help="Back on this local date.")
+@click.option("--reason", required=True, help="Why, e.g. 'Pause estivale'.")
+@click.option("--notify", is_flag=True, help="Send subscribers one short notice now.")
+@click.option("--detach", is_flag=True, help="Leave sending the notice to `serve`/`worker`.")
+@pass_app
+def pause(app: AppContext, until: str, reason: str, notify: bool, detach: bool) -> None:
+    """Pause the schedule until DATE (that day's slot sends again); links stay queued for the
+    catch-up issue."""
+    config, engine, now = app.config, app.engine(), utc_now()
+    day = parse_local_date(until, "--until")
+    with transaction(engine) as session:
+        row = pause_schedule(session, config, until=day, reason=reason, notify=notify, now=now)
+        key = f"notice:pause:{row.id}"
+        run_id = session.scalar(select(SendRun.id).where(SendRun.key == key))
+    back = first_slot_on_or_after(schedule_of(config), day)
+    click.echo(f"Paused until {day.isoformat()}; next issue {format_local(back, config.timezone)}.")
+    if run_id is not None:
+        click.echo(f"Notice started (run {run_id}).")
+        if not detach:
+            from newsletter.cli.send import drive_run
+
+            drive_run(config, engine, run_id)
+
+
+@schedule_group.command("resume")
+@pass_app
+def resume(app: AppContext) -> None:
+    """End the pause now: the next slot sends."""
+    config = app.config
+    with transaction(app.engine()) as session:
+        ended = resume_schedule(session, config, utc_now())
+        slot = planned_slots(session, config, utc_now(), 1)[0]
+    click.echo(f"Resumed ({len(ended)} pause(s) ended).")
+    click.echo("Next: " + _describe_slot(config, slot))
+
+
+@schedule_group.command("delay")
+@click.option("--to", "to", required=True, metavar="'YYYY-MM-DD HH:MM'", help="New local time.")
+@pass_app
+def delay(app: AppContext, to: str) -> None:
+    """Send this week's issue at another local time instead; the next week is normal."""
+    config, now = app.config, utc_now()
+    send_at = parse_local_datetime(to, config.timezone, "--to")
+    with transaction(app.engine()) as session:
+        row = delay_slot(session, config, send_at, now)
+    click.echo(
+        f"The issue of {format_local(row.slot_at, config.timezone)} goes out at "
+        f"{format_local(send_at, config.timezone)}."
+    )
+
+
+@schedule_group.command("skip")
+@click.option("--reason", default="", help="Why (recorded on the slot).")
+@pass_app
+def skip(app: AppContext, reason: str) -> None:
+    """Skip the next slot; its links wait for the following issue."""
+    config = app.config
+    with transaction(app.engine()) as session:
+        row = skip_slot(session, config, reason, utc_now())
+    click.echo(f"The slot of {format_local(row.slot_at, config.timezone)} will be skipped.")
+
+
+@main.command("scheduler")
+@click.option("--no-sender", is_flag=True, help="Only record slots; leave sending to `serve`.")
+@pass_app
+def scheduler_command(app: AppContext, no_sender: bool) -> None:
+    """Run the weekly schedule in the foreground (what `serve` also does), until Ctrl-C."""
+    from scheduler import run_standalone
+
+    asyncio.run(run_standalone(app.config, app.engine(), with_sender=not no_sender))
