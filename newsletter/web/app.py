@@ -7,13 +7,17 @@ from typing import Any
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from newsletter.clock import utc_now
 from newsletter.config import Config
+from newsletter.db import transaction
+from newsletter.dispatch import schedule_state
 from newsletter.web import admin, outbox, public
 from newsletter.web import api as editor_api
 from newsletter.web import archive as public_archive
@@ -27,7 +31,17 @@ PUBLIC_STATIC = Path(__file__).resolve().parent / "static" / "public"
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    """Liveness plus the schedule: next slot, what happens there, any pause."""
+    state = request.app.state
+
+    def read_schedule() -> dict[str, object]:
+        with transaction(state.engine) as session:
+            return schedule_state(session, state.config, utc_now())
+
+    schedule = await run_in_threadpool(read_schedule)
+    scheduler = getattr(state, "scheduler", None)
+    schedule["scheduler_running"] = bool(scheduler is not None and scheduler.running)
+    return JSONResponse({"status": "ok", "schedule": schedule})
 
 
 def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
