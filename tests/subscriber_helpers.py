@@ -4,18 +4,22 @@ reading links out of the emails that arrived at the test SMTP server."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import httpx
-from sqlalchemy import Engine
+import uvicorn
+from sqlalchemy import Engine, select
 
 from newsletter.config import Config
 from newsletter.content import assemble_issue, issue_view, queue_link
-from newsletter.db import transaction
+from newsletter.db import make_engine, transaction
 from newsletter.models import IssueStatus
 from newsletter.render import render_digest
 from newsletter.web.app import create_app
+from subscribers.models import Subscriber
 from tests.harness import ReceivedMessage
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -79,3 +83,37 @@ def link_in(text: str, base_url: str, prefix: str) -> str:
 def list_unsubscribe_path(message: ReceivedMessage, base_url: str) -> str:
     header = str(message.parsed()["List-Unsubscribe"])
     return link_in(header, base_url, "/u/")
+
+
+class ServerThread:
+    """uvicorn in a background thread, stopped by flagging ``should_exit``."""
+
+    def __init__(self, app: object, port: int) -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def status_of(config: Config, email: str) -> str:
+    engine = make_engine(config.database_url)
+    try:
+        with transaction(engine) as session:
+            row = session.scalars(select(Subscriber).where(Subscriber.email_key == email)).one()
+            return row.status
+    finally:
+        engine.dispose()

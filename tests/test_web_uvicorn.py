@@ -1,0 +1,69 @@
+"""The public pages served by a real uvicorn server on loopback, over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from newsletter.config import Config
+from newsletter.db import make_engine, upgrade_database
+from newsletter.web.app import create_app
+from tests.conftest import ConfigFactory
+from tests.harness import SMTPServer, free_port
+from tests.subscriber_helpers import (
+    CSRF,
+    ServerThread,
+    link_in,
+    list_unsubscribe_path,
+    plain_text,
+    status_of,
+)
+
+BASE = "https://liens.example.org"
+
+
+@pytest.fixture
+def served(
+    make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
+) -> Iterator[tuple[Config, str]]:
+    config = make_config(sqlite_url, smtp_port=smtp_server.port)
+    engine = make_engine(sqlite_url)
+    upgrade_database(engine)
+    port = free_port()
+    with ServerThread(create_app(config, engine), port):
+        yield config, f"http://127.0.0.1:{port}"
+    engine.dispose()
+
+
+def test_journey_over_http(served: tuple[Config, str], smtp_server: SMTPServer) -> None:
+    """Subscribe, confirm and one-click unsubscribe against uvicorn over TCP on 127.0.0.1."""
+    config, url = served
+    with httpx.Client(base_url=url, timeout=10) as browser:
+        home = browser.get("/")
+        assert home.status_code == 200 and "nl_csrf" in browser.cookies
+        token = CSRF.search(home.text)
+        assert token
+        sent = browser.post(
+            "/subscribe", data={"csrf_token": token.group(1), "email": "http@example.org"}
+        )
+        assert sent.status_code == 200
+        confirm = link_in(plain_text(smtp_server.wait_for(1)[0]), BASE, "/confirm/")
+        page = browser.get(confirm)
+        found = CSRF.search(page.text)
+        assert found
+        assert browser.post(confirm, data={"csrf_token": found.group(1)}).status_code == 200
+    assert status_of(config, "http@example.org") == "active"
+    welcome = smtp_server.wait_for(2)[1]
+    one_click = list_unsubscribe_path(welcome, BASE)
+    response = httpx.post(
+        url + one_click,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 200
+    assert status_of(config, "http@example.org") == "unsubscribed"
+    too_big = httpx.post(url + "/subscribe", content=b"x" * 100_000)
+    assert too_big.status_code == 413
