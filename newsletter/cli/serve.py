@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
+from types import FrameType
 from typing import Any
 
 import click
@@ -51,6 +54,26 @@ SERVICES: list[tuple[str, ServiceFactory]] = [
 ]
 
 
+@contextlib.contextmanager
+def _signals_end_serving() -> Iterator[None]:
+    """uvicorn handles SIGINT/SIGTERM by shutting down, then re-raises the signal to whatever
+    handler was there before. Without this, the default handler would kill the process before
+    the services (the sender finishing its in-flight messages) are stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(sig: int, frame: FrameType | None) -> None:
+    """Stopping is already under way when this runs (see ``_signals_end_serving``)."""
+
+
 async def run_server(
     config: Config,
     engine: Engine,
@@ -61,20 +84,21 @@ async def run_server(
     """Start the services, serve HTTP until SIGINT/SIGTERM, then stop the services."""
     from newsletter.web.app import create_app
 
-    async with contextlib.AsyncExitStack() as stack:
-        state: dict[str, Any] = {}
-        for name, factory in services:
-            try:
-                state[name] = await stack.enter_async_context(factory(config, engine))
-            except OSError as exc:
-                raise ConfigError(f"cannot start the {name}: {exc}") from None
-        app = create_app(config, engine, **state)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
-        )
-        await server.serve()
-        if not server.started:
-            raise ConfigError(f"cannot listen on {host}:{port} (is the port in use?)")
+    with _signals_end_serving():
+        async with contextlib.AsyncExitStack() as stack:
+            state: dict[str, Any] = {}
+            for name, factory in services:
+                try:
+                    state[name] = await stack.enter_async_context(factory(config, engine))
+                except OSError as exc:
+                    raise ConfigError(f"cannot start the {name}: {exc}") from None
+            app = create_app(config, engine, **state)
+            server = uvicorn.Server(
+                uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
+            )
+            await server.serve()
+            if not server.started:
+                raise ConfigError(f"cannot listen on {host}:{port} (is the port in use?)")
 
 
 @main.command()
