@@ -27,6 +27,7 @@ from newsletter.models import Pause, RunKind, SendRun, Slot, SlotOverride
 from newsletter.publish import publish_next_issue
 from newsletter.render import render_email
 from newsletter.schedule import (
+    MAX_LOOKBACK,
     Cause,
     Decision,
     Outcome,
@@ -41,7 +42,6 @@ from newsletter.schedule import (
     delay_target,
     due_instants,
     format_local,
-    lookback,
     next_slot,
     to_utc,
     upcoming_slots,
@@ -104,11 +104,11 @@ def dispatch_due(config: Config, engine: Engine, now: datetime) -> list[Slot]:
     """
     schedule, grace = schedule_of(config), grace_of(config)
     with transaction(engine) as session:
-        decided = _decided_since(session, now - lookback(grace))
+        last = session.scalar(select(func.max(Slot.slot_at)))
+        decided = _decided_since(session, now - MAX_LOOKBACK)
         found = overrides(session)
-        first = session.scalar(select(func.min(Slot.slot_at)))
     due = due_instants(
-        schedule, now, overrides=found, decided=decided, grace=grace, first_recorded=first
+        schedule, now, overrides=found, decided=decided, grace=grace, last_recorded=last
     )
     recorded = [dispatch_instant(config, engine, instant, now) for instant in due]
     return [slot for slot in recorded if slot is not None]

@@ -205,10 +205,9 @@ def upcoming_slots(schedule: WeeklySchedule, now: datetime, count: int) -> list[
 # --- what is due -----------------------------------------------------------------------------
 
 
-def lookback(grace: timedelta) -> timedelta:
-    """How far back the dispatcher looks for undecided instants: a week plus the grace, so a
-    slot missed while the service was down is recorded (caught up or missed) on start-up."""
-    return WEEK + grace
+# Slots missed while the service was down are each recorded (caught up or missed) on start-up,
+# back to the last recorded one; an outage longer than this only records its last year.
+MAX_LOOKBACK = timedelta(weeks=52)
 
 
 def due_instants(
@@ -218,19 +217,14 @@ def due_instants(
     overrides: Iterable[Override],
     decided: Iterable[datetime],
     grace: timedelta,
-    first_recorded: datetime | None,
+    last_recorded: datetime | None,
 ) -> list[datetime]:
     """Instants at or before ``now`` that need a decision: regular slots and delayed sends
-    within the look-back window that have no recorded outcome yet, oldest first.
-
-    ``first_recorded`` is the oldest recorded instant, i.e. when the service started deciding
-    slots; nothing older is due. ``None`` (a new installation) narrows the window to ``grace``,
-    so slots from before the service existed are not recorded as missed.
+    after ``last_recorded`` (the newest recorded instant) that have no outcome yet, oldest
+    first. ``None`` (a new installation) looks back ``grace`` only, so slots from before the
+    service existed are not recorded as missed.
     """
-    if first_recorded is None:
-        start = now - grace
-    else:
-        start = max(now - lookback(grace), first_recorded - timedelta(microseconds=1))
+    start = now - grace if last_recorded is None else max(last_recorded, now - MAX_LOOKBACK)
     instants = set(slots_between(schedule, start, now))
     for override in overrides:
         at = override.send_at

@@ -258,3 +258,22 @@ def test_same_slot_fired_twice_sends_once(config: Config, engine: Engine) -> Non
     assert len(slots(engine)) == 1
     assert [i.number for i in issues(engine)] == [1]
     assert runs(engine) == [("issue:1", 2)]
+
+
+def test_down_for_weeks_records_each_missed_slot_then_catches_up(
+    config: Config, engine: Engine
+) -> None:
+    """After a three-week outage each old slot is recorded missed and the last one, within
+    grace, sends a catch-up issue naming every week it covers."""
+    queue(engine, "Avant", paris(2026, 4, 1, 9))
+    dispatch_due(config, engine, paris(2026, 4, 5, 8))
+    queue(engine, "Pendant la panne", paris(2026, 4, 8, 9))
+    recorded = dispatch_due(config, engine, paris(2026, 4, 26, 20))
+    assert [(s.slot_at, s.outcome) for s in recorded] == [
+        (paris(2026, 4, 12, 8), "missed"),
+        (paris(2026, 4, 19, 8), "missed"),
+        (paris(2026, 4, 26, 8), "sent"),
+    ]
+    assert issues(engine)[1].intro == (
+        "Ce numéro rattrape les semaines du 12 avril 2026, 19 avril 2026 et 26 avril 2026."
+    )

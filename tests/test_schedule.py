@@ -130,41 +130,27 @@ def test_decide_precedence() -> None:
     assert d.outcome is Outcome.SENT  # type: ignore[attr-defined]
 
 
-def test_due_instants_include_delayed_sends_and_skip_decided_ones() -> None:
-    """Due work is the undecided regular slots and delayed sends within a week plus grace."""
+def due(now: datetime, last: datetime | None, *overrides: Override) -> list[datetime]:
+    decided = [last] if last else []
+    return due_instants(
+        SUNDAY_8, now, overrides=overrides, decided=decided, grace=GRACE, last_recorded=last
+    )
+
+
+def test_due_instants_are_the_slots_and_delayed_sends_since_the_last_recorded() -> None:
+    """Due work is every regular slot and delayed send after the last recorded instant."""
     slot = paris(2026, 3, 29, 8)
     monday = paris(2026, 3, 30, 18)
     delay = Override(slot, OverrideAction.DELAY, send_at=monday)
-    assert due_instants(
-        SUNDAY_8,
-        slot,
-        overrides=[delay],
-        decided=[],
-        grace=GRACE,
-        first_recorded=paris(2026, 3, 1, 8),
-    ) == [
+    assert due(slot, paris(2026, 3, 1, 8), delay) == [
+        paris(2026, 3, 8, 8),
+        paris(2026, 3, 15, 8),
         paris(2026, 3, 22, 8),
         slot,
     ]
-    assert due_instants(
-        SUNDAY_8,
-        monday,
-        overrides=[delay],
-        decided=[paris(2026, 3, 22, 8), slot],
-        grace=GRACE,
-        first_recorded=paris(2026, 3, 22, 8),
-    ) == [monday]
-    assert (
-        due_instants(
-            SUNDAY_8,
-            monday - timedelta(minutes=1),
-            overrides=[delay],
-            decided=[slot],
-            grace=GRACE,
-            first_recorded=slot,
-        )
-        == []
-    )  # 22 March is now more than a week and a day old
+    assert due(monday - timedelta(minutes=1), slot, delay) == []
+    assert due(monday, slot, delay) == [monday]
+    assert due(paris(2026, 4, 5, 8), monday, delay) == [paris(2026, 4, 5, 8)]
 
 
 def test_delay_must_stay_within_this_week() -> None:
@@ -203,24 +189,14 @@ def test_catch_up_weeks_list_the_carried_weeks() -> None:
 
 def test_a_fresh_installation_does_not_record_old_slots() -> None:
     """With no slot ever recorded, only slots within the grace period are due."""
-    now = paris(2026, 3, 29, 7, 59)
-    assert (
-        due_instants(SUNDAY_8, now, overrides=[], decided=[], grace=GRACE, first_recorded=None)
-        == []
-    )
-    now = paris(2026, 3, 29, 8)
-    assert due_instants(
-        SUNDAY_8, now, overrides=[], decided=[], grace=GRACE, first_recorded=None
-    ) == [now]
+    assert due(paris(2026, 3, 29, 7, 59), None) == []
+    assert due(paris(2026, 3, 29, 8), None) == [paris(2026, 3, 29, 8)]
+    assert due(paris(2026, 3, 30, 7, 59), None) == [paris(2026, 3, 29, 8)]
+    assert due(paris(2026, 3, 30, 8, 1), None) == []
 
 
-def test_nothing_older_than_the_first_recorded_slot_is_due() -> None:
-    """A slot before the first one the service ever recorded is not recorded as missed."""
-    first = paris(2026, 4, 5, 8)
-    later = first + timedelta(minutes=1)
-    assert (
-        due_instants(
-            SUNDAY_8, later, overrides=[], decided=[first], grace=GRACE, first_recorded=first
-        )
-        == []
-    )
+def test_a_long_outage_is_bounded_to_a_year() -> None:
+    """After years without a recorded slot, only the last 52 weeks are due."""
+    now = paris(2029, 3, 25, 8)
+    found = due(now, paris(2026, 3, 29, 8))
+    assert len(found) == 52 and found[-1] == now
