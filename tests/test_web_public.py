@@ -328,3 +328,50 @@ async def test_pages_headers_archive_and_feed(site: tuple[Config, Engine]) -> No
     assert [e.findtext("{http://www.w3.org/2005/Atom}title") for e in entries] == [
         f"Les liens de la semaine #{number}"
     ]
+
+
+async def test_journey_through_a_real_digest(
+    site: tuple[Config, Engine], smtp_server: SMTPServer
+) -> None:
+    """Subscribe and confirm on the site, receive the published digest from the sender, leave
+    with the digest's one-click header, and get nothing from the next issue."""
+    from newsletter.content import queue_link
+    from newsletter.publish import publish_next_issue
+    from newsletter.sender import run_sender
+
+    config, engine = site
+    async with client_for(config, engine) as browser:
+        token = await csrf_from(browser)
+        await browser.post("/subscribe", data={"csrf_token": token, "email": "dora@example.org"})
+        confirm = link_in(plain_text(smtp_server.wait_for(1)[0]), BASE, "/confirm/")
+        await browser.post(confirm, data={"csrf_token": token})
+    smtp_server.wait_for(2)  # the welcome email
+
+    def publish(title: str) -> None:
+        with transaction(engine) as session:
+            queue_link(
+                session,
+                url="https://example.org/" + title.replace(" ", "-"),
+                title=title,
+                source="We Demain",
+                now=utc_now(),
+            )
+            publish_next_issue(session, config, utc_now())
+
+    publish("LaPrimaire.org poursuit sa route")
+    await run_sender(config, engine, stop_when_idle=True)
+    digest = smtp_server.wait_for(3)[2]
+    assert digest.rcpt_tos == ["dora@example.org"]
+    assert "LaPrimaire.org poursuit sa route" in plain_text(digest)
+    one_click = list_unsubscribe_path(digest, BASE)
+    assert one_click in plain_text(digest)  # the visible footer link is the same
+    async with client_for(config, engine) as mail_client:
+        response = await mail_client.post(
+            one_click,
+            content=MULTIPART,
+            headers={"content-type": "multipart/form-data; boundary=AaB03x"},
+        )
+    assert response.status_code == 200
+    publish("Politique : la révolution citoyenne qui vient")
+    await run_sender(config, engine, stop_when_idle=True)
+    assert len(smtp_server.received()) == 3
