@@ -89,3 +89,38 @@ def test_adding_a_subscriber_sends_the_confirmation(
         assert row.status == SubscriberStatus.PENDING
     bad = admin.post("/admin/subscribers/add", {"email": "not-an-address"})
     assert bad.status_code == 422  # type: ignore[attr-defined]
+
+
+def test_import_reports_like_the_cli_and_export_downloads(
+    site: tuple[Config, Engine], admin: Admin
+) -> None:
+    """An uploaded list is imported with the CLI's report (bad rows by number, unsubscribed
+    skipped); a dry run changes nothing; the export is the subscribers as CSV."""
+    _, engine = site
+    data = b"email,name\nzoe@example.org,Zoe\nnot-an-address,X\ncarl@example.org,Carl\n"
+    dry = admin.post(
+        "/admin/subscribers/import",
+        {"format": "auto", "dry_run": "yes"},
+        files={"file": ("liste.csv", data, "text/csv")},
+    )
+    assert dry.status_code == 200 and "Dry run" in dry.text  # type: ignore[attr-defined]
+    with transaction(engine) as session:
+        assert (
+            session.scalars(select(Subscriber).where(Subscriber.email == "zoe@example.org")).first()
+            is None
+        )
+    done = admin.post(
+        "/admin/subscribers/import",
+        {"format": "auto", "confirmed": "yes", "source": "salon 2026"},
+        files={"file": ("liste.csv", data, "text/csv")},
+    )
+    text = done.text  # type: ignore[attr-defined]
+    assert "added: 1" in text and "row 3:" in text and "skipped-unsubscribed: 1 (rows 4)" in text
+    with transaction(engine) as session:
+        zoe = session.scalars(select(Subscriber).where(Subscriber.email == "zoe@example.org")).one()
+        assert zoe.status == SubscriberStatus.ACTIVE
+    export = admin.client.get("/admin/subscribers/export.csv", params={"status": "active"})
+    assert export.headers["content-type"].startswith("text/csv")
+    assert "zoe@example.org" in export.text and "carl@example.org" not in export.text
+    missing = admin.post("/admin/subscribers/import", {"format": "auto"})
+    assert missing.status_code == 422  # type: ignore[attr-defined]
