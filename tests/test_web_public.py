@@ -372,6 +372,25 @@ async def test_journey_through_a_real_digest(
             headers={"content-type": "multipart/form-data; boundary=AaB03x"},
         )
     assert response.status_code == 200
+    async with client_for(config, engine) as reader:
+        archive = await reader.get("/archive")
+    assert "/archive/1" in archive.text  # the sent issue is on the web
     publish("Politique : la révolution citoyenne qui vient")
     await run_sender(config, engine, stop_when_idle=True)
     assert len(smtp_server.received()) == 3
+
+
+async def test_pages_speak_the_list_language(
+    make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
+) -> None:
+    """French by default; `[list] language = "en"` gives English pages."""
+    engine = make_engine(sqlite_url)
+    upgrade_database(engine)
+    french = make_config(sqlite_url, smtp_port=smtp_server.port)
+    english = make_config(sqlite_url, smtp_port=smtp_server.port, list__language="en")
+    async with client_for(french, engine) as client:
+        assert "S’inscrire" in (await client.get("/")).text
+    async with client_for(english, engine) as client:
+        page = (await client.get("/")).text
+        assert "Subscribe" in page and "S’inscrire" not in page
+    engine.dispose()
