@@ -27,6 +27,14 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -43,6 +51,7 @@ from newsletter.schedule import WEEKDAYS
 SLOT_JOB = "weekly-slot"
 CHECK_JOB = "schedule-check"
 CHECK_EVERY = timedelta(minutes=1)
+STOP_TIMEOUT = 30.0  # seconds to let a running dispatch finish on shutdown
 
 NowFn = Callable[[], datetime]
 log = logging.getLogger("newsletter.scheduler")
@@ -107,15 +116,45 @@ async def scheduler_service(
         yield None
         return
     scheduler = build_scheduler(config, engine, now_fn=now_fn)
+    idle = _track_running_jobs(scheduler)
     scheduler.start()
     job = scheduler.get_job(SLOT_JOB)
     log.info("schedule started; next slot %s", job.next_run_time if job else None)
     try:
         yield scheduler
     finally:
-        # Jobs run to completion in their own thread; wait=False only stops new firings.
+        # Stop new firings, let a dispatch in progress commit (shutting down the asyncio
+        # executor would cancel it mid-way and log a spurious error), then shut down.
+        scheduler.pause()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(idle.wait(), timeout=STOP_TIMEOUT)
         scheduler.shutdown(wait=False)
         await asyncio.sleep(0)  # let the loop run the scheduled shutdown
+
+
+def _track_running_jobs(scheduler: AsyncIOScheduler) -> asyncio.Event:
+    """An event set whenever no job of ``scheduler`` is running (events arrive in the loop).
+
+    A submission carries its run times; each one ends with an executed, error or missed event.
+    """
+    idle = asyncio.Event()
+    idle.set()
+    running = [0]
+
+    def on_event(event: JobEvent) -> None:
+        if isinstance(event, JobSubmissionEvent):
+            running[0] += len(event.scheduled_run_times)
+        else:
+            running[0] -= 1
+        if running[0] > 0:
+            idle.clear()
+        else:
+            idle.set()
+
+    scheduler.add_listener(
+        on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
+    )
+    return idle
 
 
 async def run_standalone(config: Config, engine: Engine, *, with_sender: bool = True) -> None:

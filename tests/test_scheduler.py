@@ -7,12 +7,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_SUBMITTED,
+    JobExecutionEvent,
+)
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, select
 
 from newsletter.config import Config
-from newsletter.db import make_engine, transaction
+from newsletter.db import make_engine, transaction, upgrade_database
 from newsletter.delivery import run_sender
 from newsletter.dispatch import schedule_of
 from newsletter.models import Issue, Slot
@@ -120,3 +125,37 @@ async def test_service_is_off_when_schedule_disabled(
     config = make_config(sqlite_url, schedule__enabled=False)
     async with scheduler_service(config, make_engine(sqlite_url)) as scheduler:
         assert scheduler is None
+
+
+async def test_stopping_the_service_lets_a_running_dispatch_commit(
+    make_config: ConfigFactory, sqlite_url: str
+) -> None:
+    """Leaving scheduler_service while a dispatch is running waits for it instead of cancelling
+    it: the slot it was deciding is recorded and the job ends without error."""
+    config = make_config(sqlite_url)
+    engine = make_engine(sqlite_url)
+    upgrade_database(engine)
+    queue(engine, "Un lien", paris(2026, 4, 8, 9))
+    late = paris(2026, 4, 12, 9)
+    service = scheduler_service(config, engine, now_fn=lambda: late)
+    lock = engine.connect()
+    lock.begin()  # BEGIN IMMEDIATE: the dispatch's transaction waits for this one
+    scheduler = await service.__aenter__()
+    assert scheduler is not None
+    executed = _listen(scheduler, CHECK_JOB)
+    submitted = asyncio.get_running_loop().create_future()
+    scheduler.add_listener(
+        lambda e: submitted.done() or submitted.set_result(e.job_id), EVENT_JOB_SUBMITTED
+    )
+    assert await asyncio.wait_for(submitted, timeout=20) == CHECK_JOB
+    stopping = asyncio.create_task(service.__aexit__(None, None, None))
+    for _ in range(20):
+        await asyncio.sleep(0)  # let the exit start waiting; no timed sleep
+    assert not stopping.done()
+    lock.rollback()
+    lock.close()
+    await asyncio.wait_for(stopping, timeout=20)
+    event = await asyncio.wait_for(executed(), timeout=5)
+    assert event.exception is None
+    with transaction(engine) as session:
+        assert session.scalars(select(Slot.outcome)).all() == ["sent"]
