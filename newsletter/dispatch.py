@@ -309,11 +309,37 @@ def _set_override(session: Session, override: SlotOverride) -> SlotOverride:
 
 
 def delay_slot(session: Session, config: Config, send_at: datetime, now: datetime) -> SlotOverride:
-    """Move this week's issue to ``send_at`` (an instant in this week, after now); the next
-    week's slot stays normal. Raises ``InvalidInputError`` / ``ConflictError``."""
-    slot = delay_target(schedule_of(config), send_at, now)
-    row = SlotOverride(slot_at=slot, action="delay", send_at=send_at, reason="", created_at=now)
-    return _set_override(session, row)
+    """Move this week's issue to ``send_at`` (after now, before the following week's slot);
+    the next week's slot stays normal. When this week's slot already passed as delayed and its
+    issue has not gone out, the delay is moved instead. Raises ``InvalidInputError`` /
+    ``ConflictError``."""
+    schedule = schedule_of(config)
+    pending = _pending_delay(session, now)
+    slot = delay_target(schedule, send_at, now, pending.slot_at if pending else None)
+    if pending is None:
+        row = SlotOverride(slot_at=slot, action="delay", send_at=send_at, reason="", created_at=now)
+        return _set_override(session, row)
+    pending.send_at = send_at
+    recorded = session.scalars(select(Slot).where(Slot.slot_at == slot)).one()
+    decision = Decision(slot, Outcome.DELAYED, Cause.EDITOR_DELAY, delayed_to=send_at)
+    recorded.reason = _reason_text(config, schedule, decision)
+    session.flush()
+    return pending
+
+
+def _pending_delay(session: Session, now: datetime) -> SlotOverride | None:
+    """The delay of a slot recorded ``delayed`` whose delayed send is not recorded yet."""
+    query = (
+        select(SlotOverride)
+        .join(Slot, Slot.slot_at == SlotOverride.slot_at)
+        .where(SlotOverride.action == "delay", Slot.outcome == Outcome.DELAYED.value)
+        .order_by(SlotOverride.slot_at.desc())
+    )
+    for override in session.scalars(query.limit(2)):
+        sent = session.scalar(select(Slot.id).where(Slot.slot_at == override.send_at))
+        if sent is None:
+            return override
+    return None
 
 
 def skip_slot(session: Session, config: Config, reason: str, now: datetime) -> SlotOverride:

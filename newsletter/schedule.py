@@ -276,13 +276,17 @@ def check_pause_until(schedule: WeeklySchedule, until: date, now: datetime) -> N
         )
 
 
-def delay_target(schedule: WeeklySchedule, send_at: datetime, now: datetime) -> datetime:
-    """The regular slot a delay to ``send_at`` applies to: this week's (the next) slot.
+def delay_target(
+    schedule: WeeklySchedule, send_at: datetime, now: datetime, pending: datetime | None = None
+) -> datetime:
+    """The regular slot a delay to ``send_at`` applies to: this week's slot, i.e. ``pending``
+    (a past slot already delayed whose issue has not gone out yet: the delay is moved) or else
+    the next slot.
 
     ``send_at`` must be in the future and before the following week's slot, so the next
     regular slot stays normal. Raises ``InvalidInputError`` otherwise.
     """
-    slot = next_slot(schedule, now)
+    slot = pending if pending is not None else next_slot(schedule, now)
     if send_at <= now:
         raise InvalidInputError("the new time is in the past", "--to")
     if send_at >= following_slot(schedule, slot):

@@ -277,3 +277,25 @@ def test_down_for_weeks_records_each_missed_slot_then_catches_up(
     assert issues(engine)[1].intro == (
         "Ce numéro rattrape les semaines du 12 avril 2026, 19 avril 2026 et 26 avril 2026."
     )
+
+
+def test_delaying_again_after_the_slot_moves_the_pending_delay(
+    config: Config, engine: Engine
+) -> None:
+    """After the Sunday was recorded delayed, a second delay moves that issue's time (it does
+    not delay next week's slot), and exactly one issue goes out, at the new time."""
+    queue(engine, "Premier", paris(2026, 3, 25, 9))
+    with transaction(engine) as session:
+        delay_slot(session, config, paris(2026, 3, 30, 18), paris(2026, 3, 27, 9))
+    dispatch_due(config, engine, paris(2026, 3, 29, 8))
+    with transaction(engine) as session:
+        moved = delay_slot(session, config, paris(2026, 3, 30, 20), paris(2026, 3, 29, 10))
+        assert moved.slot_at == paris(2026, 3, 29, 8)
+    assert slots(engine)[0][2] == "reporté au 2026-03-30 20:00 CEST"
+    assert dispatch_due(config, engine, paris(2026, 3, 30, 18)) == []
+    recorded = dispatch_due(config, engine, paris(2026, 3, 30, 20))
+    assert [(s.slot_at, s.outcome) for s in recorded] == [(paris(2026, 3, 30, 20), "sent")]
+    queue(engine, "Second", paris(2026, 4, 1, 9))
+    recorded = dispatch_due(config, engine, paris(2026, 4, 5, 8))
+    assert [(s.slot_at, s.outcome) for s in recorded] == [(paris(2026, 4, 5, 8), "sent")]
+    assert [i.number for i in issues(engine)] == [1, 2]
