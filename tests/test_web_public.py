@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from xml.etree import ElementTree
 
@@ -394,3 +394,31 @@ async def test_pages_speak_the_list_language(
         page = (await client.get("/")).text
         assert "Subscribe" in page and "S’inscrire" not in page
     engine.dispose()
+
+
+async def test_streamed_oversized_body_gets_413(site: tuple[Config, Engine]) -> None:
+    """A body streamed without Content-Length is cut off with 413 once over the limit."""
+    config, engine = site
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b"email=" + b"a" * 1000 + b"&"
+
+    async with client_for(config, engine) as client:
+        response = await client.post(
+            "/subscribe",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    assert response.status_code == 413
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_rate_limiter_window_slides() -> None:
+    """A key gets `limit` hits per window; hits older than the window stop counting."""
+    limiter = RateLimiter(limit=2, window=60)
+    assert limiter.allow("203.0.113.7", now=0) and limiter.allow("203.0.113.7", now=10)
+    assert not limiter.allow("203.0.113.7", now=59)
+    assert limiter.allow("198.51.100.1", now=59)  # another address has its own budget
+    assert limiter.allow("203.0.113.7", now=60.5)  # the hit at 0 left the window
+    assert not limiter.allow("203.0.113.7", now=61)
