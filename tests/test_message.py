@@ -15,7 +15,7 @@ import dkim
 import pytest
 
 from newsletter.config import Config
-from newsletter.errors import HeaderInjectionError, InvalidInputError
+from newsletter.errors import ConfigError, HeaderInjectionError, InvalidInputError
 from newsletter.message import MessageTemplate, Recipient, check_header_value
 from newsletter.render import RenderedEmail, render_digest
 from newsletter.smtp import send_single
@@ -215,3 +215,16 @@ def test_bytes_arrive_unchanged_at_a_real_smtp_server(
     assert received.rcpt_tos == [RECIPIENT.email]
     assert received.data.rstrip(b"\r\n") == raw.rstrip(b"\r\n")
     assert not received.parsed().defects
+
+
+def test_unusable_dkim_key_names_the_setting(
+    make_config: ConfigFactory, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A DKIM key file that is missing or not a PEM key stops with a ConfigError naming it."""
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key", encoding="utf-8")
+    rendered = RenderedEmail(subject="s", html="<p>x</p>", text="x")
+    for path in (bad, tmp_path / "missing.pem"):
+        cfg = make_config(sqlite_url, smtp__dkim_key_file=str(path), smtp__dkim_selector="s")
+        with pytest.raises(ConfigError, match=r"\[smtp\] dkim_key_file"):
+            MessageTemplate.prepare(cfg, rendered)
