@@ -178,3 +178,26 @@ def test_confirmed_import_needs_a_consent_source(engine: Engine, config: Config)
             language="fr",
             now=T0,
         )
+
+
+def test_erased_person_may_come_back_through_double_opt_in(engine: Engine, config: Config) -> None:
+    """After erasure, the person's own confirmed sign-up lifts the suppression."""
+    with transaction(engine) as session:
+        store.create_subscriber(
+            session,
+            email="phoenix@example.org",
+            name="",
+            status=SubscriberStatus.ACTIVE,
+            source="x",
+            language="fr",
+            now=T0,
+        )
+        store.erase_person(session, config.secret_key, "phoenix@example.org", T0)
+        assert store.is_suppressed(session, config.secret_key, "phoenix@example.org")
+    mail = subscribe(engine, config, "phoenix@example.org", timedelta(days=1))
+    with transaction(engine) as session:
+        optin.confirm_subscription(
+            session, config, token_of(mail), context=WEB, now=T0 + timedelta(days=1)
+        )
+        assert not store.is_suppressed(session, config.secret_key, "phoenix@example.org")
+        assert store.get_subscriber(session, "phoenix@example.org").status == "active"
