@@ -314,7 +314,7 @@ def delay_slot(session: Session, config: Config, send_at: datetime, now: datetim
     issue has not gone out, the delay is moved instead. Raises ``InvalidInputError`` /
     ``ConflictError``."""
     schedule = schedule_of(config)
-    pending = _pending_delay(session, now)
+    pending = _pending_delay(session)
     slot = delay_target(schedule, send_at, now, pending.slot_at if pending else None)
     if pending is None:
         row = SlotOverride(slot_at=slot, action="delay", send_at=send_at, reason="", created_at=now)
@@ -327,7 +327,7 @@ def delay_slot(session: Session, config: Config, send_at: datetime, now: datetim
     return pending
 
 
-def _pending_delay(session: Session, now: datetime) -> SlotOverride | None:
+def _pending_delay(session: Session) -> SlotOverride | None:
     """The delay of a slot recorded ``delayed`` whose delayed send is not recorded yet."""
     query = (
         select(SlotOverride)
@@ -368,10 +368,17 @@ class PlannedSlot:
 def planned_slots(
     session: Session, config: Config, start: datetime, weeks: int
 ) -> list[PlannedSlot]:
-    """The ``weeks`` regular slots after ``start`` and what happens at each."""
+    """The ``weeks`` regular slots after ``start`` and what happens at each, preceded by this
+    week's slot when it passed as delayed and its issue is still to go out."""
     schedule = schedule_of(config)
     pauses, found = pause_windows(session), overrides(session)
     planned: list[PlannedSlot] = []
+    pending = _pending_delay(session)
+    if pending is not None and pending.slot_at <= start and pending.send_at is not None:
+        passed = session.scalars(select(Slot).where(Slot.slot_at == pending.slot_at)).one()
+        planned.append(
+            PlannedSlot(passed.slot_at, Outcome.DELAYED, passed.reason, True, pending.send_at)
+        )
     for slot in upcoming_slots(schedule, start, weeks):
         row = session.scalar(select(Slot).where(Slot.slot_at == slot))
         if row is not None:
@@ -388,16 +395,23 @@ def planned_slots(
 
 
 def schedule_state(session: Session, config: Config, now: datetime) -> dict[str, object]:
-    """The schedule on ``/healthz``: the next slot, what happens there, and any pause."""
-    nxt = planned_slots(session, config, now, 1)[0]
+    """The schedule on ``/healthz``: the next slot, what happens there, when the next issue
+    can go out, and any pause."""
+    planned = planned_slots(session, config, now, 2)
+    coming = next(p for p in planned if p.slot_at > now)
+    sending = next((p for p in planned if p.outcome in (Outcome.SENT, Outcome.DELAYED)), None)
     pause = active_pause(session, config, now)
+    if sending is not None:
+        send_at: datetime | None = sending.send_at or sending.slot_at
+    elif pause is not None:
+        send_at = first_slot_on_or_after(schedule_of(config), pause.until)
+    else:
+        send_at = None
     return {
         "timezone": str(config.get("schedule", "timezone")),
-        "next_slot": nxt.slot_at.isoformat(),
-        "next_slot_outcome": nxt.outcome.value,
-        "next_send_at": (nxt.send_at or nxt.slot_at).isoformat()
-        if nxt.outcome in (Outcome.SENT, Outcome.DELAYED)
-        else None,
+        "next_slot": coming.slot_at.isoformat(),
+        "next_slot_outcome": coming.outcome.value,
+        "next_send_at": send_at.isoformat() if send_at is not None else None,
         "paused_until": pause.until.isoformat() if pause is not None else None,
         "pause_reason": pause.reason if pause is not None else None,
     }

@@ -15,6 +15,7 @@ from newsletter.dispatch import (
     dispatch_due,
     dispatch_instant,
     pause_schedule,
+    planned_slots,
     resume_schedule,
     skip_slot,
 )
@@ -292,6 +293,12 @@ def test_delaying_again_after_the_slot_moves_the_pending_delay(
         moved = delay_slot(session, config, paris(2026, 3, 30, 20), paris(2026, 3, 29, 10))
         assert moved.slot_at == paris(2026, 3, 29, 8)
     assert slots(engine)[0][2] == "reporté au 2026-03-30 20:00 CEST"
+    with transaction(engine) as session:
+        planned = planned_slots(session, config, paris(2026, 3, 29, 10), 1)
+    assert [(p.slot_at, p.outcome, p.recorded, p.send_at) for p in planned] == [
+        (paris(2026, 3, 29, 8), "delayed", True, paris(2026, 3, 30, 20)),
+        (paris(2026, 4, 5, 8), "sent", False, None),
+    ]
     assert dispatch_due(config, engine, paris(2026, 3, 30, 18)) == []
     recorded = dispatch_due(config, engine, paris(2026, 3, 30, 20))
     assert [(s.slot_at, s.outcome) for s in recorded] == [(paris(2026, 3, 30, 20), "sent")]

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from newsletter.clock import utc_now
 from newsletter.db import make_engine, transaction, upgrade_database
 from newsletter.dispatch import pause_schedule, schedule_of
-from newsletter.schedule import local_date, next_slot
+from newsletter.schedule import local_date, next_slot, slot_on
 from newsletter.web.app import create_app
 from tests.conftest import ConfigFactory
 
@@ -41,4 +41,5 @@ async def test_healthz_shows_next_slot_and_pause(
         assert body["schedule"]["paused_until"] == until.isoformat()
         assert body["schedule"]["pause_reason"] == "Pause estivale"
         assert body["schedule"]["next_slot_outcome"] == "paused"
-        assert body["schedule"]["next_send_at"] is None
+        back = slot_on(schedule_of(config), until)  # the pause ends on a Sunday: 08:00 local
+        assert body["schedule"]["next_send_at"] == back.isoformat()
