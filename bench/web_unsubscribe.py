@@ -34,17 +34,17 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def wait_until_up(url: str, proc_alive: object, seconds: float = 30.0) -> None:
+async def wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
                 if (await client.get(url + "/healthz")).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
-    raise SystemExit("the server did not come up")
+    raise SystemExit("the server did not come up (its log is above)")
 
 
 async def fire(url: str, paths: list[str], concurrency: int, max_seconds: float) -> dict:
@@ -109,13 +109,18 @@ def main() -> None:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            asyncio.run(wait_until_up(url, proc))
+            try:
+                asyncio.run(wait_until_up(url, proc))
+            except SystemExit:
+                log.flush()
+                print((Path(folder) / "serve.log").read_text(errors="replace")[-3000:])
+                raise
             result = asyncio.run(fire(url, paths, args.concurrency, args.max_seconds))
         finally:
             os.kill(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=20)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
             log.close()
