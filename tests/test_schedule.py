@@ -200,3 +200,10 @@ def test_a_long_outage_is_bounded_to_a_year() -> None:
     now = paris(2029, 3, 25, 8)
     found = due(now, paris(2026, 3, 29, 8))
     assert len(found) == 52 and found[-1] == now
+
+
+def test_outcomes_match_the_slot_table() -> None:
+    """The policy's outcomes are exactly the values the slot table stores."""
+    from newsletter.models import SlotOutcome
+
+    assert {o.value for o in Outcome} == {o.value for o in SlotOutcome}

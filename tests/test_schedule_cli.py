@@ -41,7 +41,7 @@ def test_show_lists_local_times_across_dst(setup: tuple[Config, Engine]) -> None
     config, _ = setup
     result = run(config, "show", "--from", "2026-03-20", "--weeks", "3")
     assert result.exit_code == 0, result.output
-    assert "Every sun at 08:00 Europe/Paris" in result.output
+    assert "Every Sunday at 08:00 Europe/Paris" in result.output
     assert "2026-03-22 08:00 CET  sends if links are queued" in result.output
     assert "2026-03-29 08:00 CEST  sends if links are queued" in result.output
     assert "2026-04-05 08:00 CEST" in result.output

@@ -28,13 +28,14 @@ from newsletter.dispatch import (
 )
 from newsletter.models import SendRun
 from newsletter.schedule import (
-    WEEKDAYS,
     Outcome,
     format_local,
     parse_local_date,
     parse_local_datetime,
     to_utc,
 )
+
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @main.group("schedule")
@@ -80,7 +81,7 @@ def _describe_schedule(config: Config) -> str:
     schedule = schedule_of(config)
     hours = f"{grace_of(config).total_seconds() / 3600:g}"
     return (
-        f"Every {WEEKDAYS[schedule.weekday]} at {schedule.at:%H:%M} {schedule.zone.key} "
+        f"Every {DAY_NAMES[schedule.weekday]} at {schedule.at:%H:%M} {schedule.zone.key} "
         f"(catch-up grace {hours} h)."
     )
 
