@@ -4,9 +4,11 @@ anonymous requests on every admin route."""
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine
 from starlette.routing import Route
 
+from newsletter.cli import main
 from newsletter.config import Config
 from newsletter.db import make_engine, upgrade_database
 from newsletter.web import admin
@@ -104,3 +106,19 @@ def test_forged_cookie_is_ignored_and_sign_out_works(site: tuple[Config, Engine]
     admin_client = sign_in(client)
     assert admin_client.post("/admin/logout").status_code == 303
     assert client.get("/admin/issue").status_code == 303
+
+
+def test_password_change_ends_existing_sessions(site: tuple[Config, Engine]) -> None:
+    """After `editors password`, a cookie issued before the change no longer signs in."""
+    config, engine = site
+    client = make_client(config, engine)
+    sign_in(client)
+    assert client.get("/admin/issue").status_code == 200
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(config.path), "editors", "password", EMAIL, "--password-stdin"],
+        input="another long password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert client.get("/admin/issue").status_code == 303
+    sign_in(client, password="another long password")

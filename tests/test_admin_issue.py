@@ -72,6 +72,7 @@ def test_links_are_queued_edited_moved_and_removed(
     assert _titles(engine) == ["Premier, corrigé"]
     page = admin.client.get("/admin/issue")
     assert page.status_code == 200 and "Premier, corrigé" in page.text
+    assert "Prochain numéro" in page.text  # [list] language = fr by default
 
 
 def test_bad_link_is_refused_and_nothing_is_stored(
@@ -85,6 +86,11 @@ def test_bad_link_is_refused_and_nothing_is_stored(
     assert response.status_code == 422  # type: ignore[attr-defined]
     assert "&lt;b&gt;Piège&lt;/b&gt;" in response.text  # type: ignore[attr-defined]
     assert _titles(engine) == []
+    response = admin.post(
+        "/admin/issue/links", {"url": "https://e.org/<script>x</script>", "title": "t" * 600}
+    )
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert "<script>" not in response.text  # type: ignore[attr-defined]
 
 
 def test_intro_is_saved(site: tuple[Config, Engine], admin: Admin) -> None:

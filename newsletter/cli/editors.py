@@ -9,7 +9,13 @@ import click
 from newsletter.cli.base import AppContext, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
-from newsletter.editors import add_editor, issue_api_token, list_editors, require_editor
+from newsletter.editors import (
+    add_editor,
+    issue_api_token,
+    list_editors,
+    require_editor,
+    set_password,
+)
 
 
 @main.group()
@@ -27,13 +33,28 @@ def editors() -> None:
 @pass_app
 def editors_add(app: AppContext, email: str, password_stdin: bool) -> None:
     """Create an editor account for EMAIL; prompts for the password."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     with transaction(app.engine()) as session:
         editor = add_editor(session, email=email, password=password, now=utc_now())
         click.echo(f"Created the editor account {editor.email}. Sign in at /admin.")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@editors.command("password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@pass_app
+def editors_password(app: AppContext, email: str, password_stdin: bool) -> None:
+    """Set a new password for EMAIL; every open dashboard session of that editor ends."""
+    password = _read_password(password_stdin)
+    with transaction(app.engine()) as session:
+        set_password(session, require_editor(session, email), password)
+    click.echo(f"Password changed for {email.strip().lower()}.")
 
 
 @editors.command("token")

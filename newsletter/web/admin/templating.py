@@ -32,7 +32,11 @@ def environment(language: str) -> Environment:
     messages: dict[str, Any] = dict(base.messages)
     if base.language == "fr":
         messages.update(ADMIN_FR)
-    env.install_gettext_translations(Translations(base.language, messages), newstyle=True)  # type: ignore[attr-defined]
+    catalogue = Translations(base.language, messages)
+    env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
+    # For values (statuses, flash messages): a plain str, so autoescaping still applies.
+    # ``_()`` would mark its result safe and %-format it, which only fixed msgids may meet.
+    env.filters["tr"] = lambda value: catalogue.gettext(str(value))
     return env
 
 
