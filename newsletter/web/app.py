@@ -58,7 +58,9 @@ def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware),
-        Middleware(BodySizeLimitMiddleware, prefix_limits={"/admin": 1024 * 1024}),
+        Middleware(
+            BodySizeLimitMiddleware, prefix_limits={"/admin": 1024 * 1024, "/api": 1024 * 1024}
+        ),
         Middleware(CSRFMiddleware),
     ]
     app = Starlette(routes=routes, middleware=middleware)
