@@ -19,6 +19,7 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Sends": "Envois",
     "Schedule": "Calendrier",
     "Subscribers": "Abonnés",
+    "Outbox (caught mail)": "Courrier intercepté",
     # next issue
     "Issue": "Numéro",
     "links queued": "liens en attente",

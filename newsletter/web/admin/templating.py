@@ -57,6 +57,7 @@ def render_page(
         "editor": getattr(request.state, "editor_email", None),
         "csrf_token": csrf_token(request),
         "language": config.get("list", "language"),
+        "catcher": config.catcher_enabled,
         "local": local,
         **context,
     }
