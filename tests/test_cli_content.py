@@ -181,3 +181,14 @@ def test_command_before_migration_says_run_init(
     config = make_config(sqlite_url)
     result = run(config, "issue", "preview")
     assert result.exit_code == 2 and "run `newsletter init`" in result.output
+
+
+def test_preview_warns_when_html_would_be_clipped(cfg: Config) -> None:
+    """A digest whose HTML passes Gmail's 102 KB clipping limit gets a warning on stderr."""
+    add_links(cfg, 120)
+    result = CliRunner().invoke(
+        main, ["--config", str(cfg.path), "issue", "preview", "--format", "html"], env={}
+    )
+    assert result.exit_code == 0
+    assert "Gmail clips messages over 102 KB" in result.stderr
+    assert "Gmail clips" not in result.stdout

@@ -27,6 +27,7 @@ from subscribers.tokens import make_unsubscribe_token
 
 # The preview's unsubscribe link is signed for no real subscriber (id 0).
 PREVIEW_SUBSCRIBER_ID = 0
+GMAIL_CLIP_BYTES = 102 * 1024
 
 
 @main.group()
@@ -157,6 +158,13 @@ def issue_preview(app: AppContext, fmt: str, output: Path | None, to: str | None
     if not view.links:
         click.echo(f"Note: no link is queued for issue #{view.number} yet.", err=True)
     rendered = render_digest(config, view)
+    size = len(rendered.html.encode("utf-8"))
+    if size >= GMAIL_CLIP_BYTES:
+        click.echo(
+            f"Warning: the HTML is {size // 1024} KB; Gmail clips messages over 102 KB "
+            "(the unsubscribe footer would be hidden). Shorten excerpts or move links.",
+            err=True,
+        )
     recipient = preview_recipient(config, to)
     template = MessageTemplate.prepare(config, rendered, test=to is not None)
     data = template.for_recipient(recipient, now)
