@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -67,3 +70,27 @@ def test_journey_over_http(served: tuple[Config, str], smtp_server: SMTPServer) 
     assert status_of(config, "http@example.org") == "unsubscribed"
     too_big = httpx.post(url + "/subscribe", content=b"x" * 100_000)
     assert too_big.status_code == 413
+
+
+@pytest.mark.slow
+def test_unsubscribe_bench_runs_at_small_size() -> None:
+    """bench/web_unsubscribe.py runs against `newsletter serve` and every POST unsubscribes."""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(root / "bench" / "web_unsubscribe.py"),
+            "--subscribers",
+            "40",
+            "--concurrency",
+            "4",
+            "--max-seconds",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "requests/s" in result.stdout and "p99" in result.stdout
+    assert "40 of 40 subscribers unsubscribed (40 answered 200)" in result.stdout
