@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import (
@@ -16,12 +22,13 @@ from apscheduler.events import (
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, select
 
+from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import make_engine, transaction, upgrade_database
 from newsletter.delivery import run_sender
 from newsletter.dispatch import schedule_of
 from newsletter.models import Issue, Slot
-from newsletter.schedule import following_slot, next_slot
+from newsletter.schedule import following_slot, latest_slot, next_slot
 from scheduler import CHECK_JOB, SLOT_JOB, build_scheduler, scheduler_service, slot_trigger
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer
@@ -159,3 +166,42 @@ async def test_stopping_the_service_lets_a_running_dispatch_commit(
     assert event.exception is None
     with transaction(engine) as session:
         assert session.scalars(select(Slot.outcome)).all() == ["sent"]
+
+
+def test_standalone_scheduler_process_catches_up_and_stops_on_sigterm(
+    make_config: ConfigFactory, sqlite_url: str
+) -> None:
+    """`python scheduler.py` records every slot since the last recorded one at start-up (the
+    real clock) and exits 0 on SIGTERM."""
+    config = make_config(sqlite_url)
+    engine = make_engine(sqlite_url)
+    upgrade_database(engine)
+    latest = latest_slot(schedule_of(config), utc_now())
+    two_weeks_ago = latest_slot(schedule_of(config), latest - timedelta(days=10))
+    with transaction(engine) as session:
+        session.add(Slot(slot_at=two_weeks_ago, outcome="sent", reason="", decided_at=utc_now()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    script = str(Path(__file__).resolve().parent.parent / "scheduler.py")
+    process = subprocess.Popen(
+        [sys.executable, script, "--config", str(config.path), "--no-sender"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with transaction(engine) as session:
+                recorded = session.scalars(select(Slot.slot_at).order_by(Slot.slot_at)).all()
+            if len(recorded) == 3 or process.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # polling a starting process, not waiting for time to pass
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode(errors="replace")
+    assert recorded == [
+        two_weeks_ago,
+        latest_slot(schedule_of(config), latest - timedelta(days=1)),
+        latest,
+    ], output
+    assert process.returncode == 0, output
