@@ -154,3 +154,12 @@ def test_schedule_and_subscribers(
     added = api.post("/api/subscribers", json={"email": "eve@example.org"})
     assert added.status_code == 202 and added.json() == {"confirmation_sent": True}
     assert smtp_server.wait_for(1)[0].rcpt_tos == ["eve@example.org"]
+    text = "email,name\nzoe@example.org,Zoe\nbroken,X\n"
+    imported = api.post(
+        "/api/subscribers/import", json={"text": text, "confirmed": True, "source": "salon"}
+    ).json()
+    assert imported["rows"] == 2 and "added: 1" in imported["report"]
+    assert any(line.startswith("  row 3:") for line in imported["report"])
+    exported = api.get("/api/subscribers/export", params={"status": "active"})
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert "zoe@example.org" in exported.text and "eve@example.org" not in exported.text

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -16,7 +17,7 @@ from newsletter import content, dispatch
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.delivery import pause_run, resume_run, run_progress
-from newsletter.errors import NotFoundError
+from newsletter.errors import InvalidInputError, NotFoundError
 from newsletter.ledger import get_run
 from newsletter.models import Link, SendRun
 from newsletter.schedule import parse_local_date, parse_local_datetime
@@ -29,10 +30,11 @@ from newsletter.web.admin.sends import (
     publish_now,
     report_rows,
 )
-from newsletter.web.admin.subscribers_page import search_subscribers
+from newsletter.web.admin.subscribers_page import run_import, search_subscribers
 from newsletter.web.api_schema import MAX_ID
 from newsletter.web.public import consent_context, mailer
 from subscribers import optin
+from subscribers.io import export_subscribers as export_text
 from subscribers.store import count_by_status
 
 JSON_HEADERS = {"cache-control": "no-store"}
@@ -348,3 +350,24 @@ async def add_subscriber(request: Request) -> Response:
     if mail is not None:
         await mailer(request).send_confirmation(mail)
     return ok({"confirmation_sent": mail is not None}, 202)
+
+
+async def import_subscribers(request: Request) -> Response:
+    body = request.state.body
+    options = {
+        "fmt": body.get("format", "auto"),
+        "confirmed": bool(body.get("confirmed", False)),
+        "source": body.get("source", ""),
+        "dry_run": bool(body.get("dry_run", False)),
+    }
+    text = body["text"]
+    if "\0" in text:
+        raise InvalidInputError("not a text file; nothing imported", where="text")
+    count, lines = await run_in_threadpool(run_import, request, text, "text", options)
+    return ok({"rows": count, "dry_run": options["dry_run"], "report": lines})
+
+
+async def export_subscribers(request: Request) -> Response:
+    status = request.state.params.get("status")
+    data = await run_db(request, lambda session: export_text(session, "csv", status))
+    return Response(data, media_type="text/csv; charset=utf-8", headers=JSON_HEADERS)

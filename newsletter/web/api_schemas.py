@@ -11,6 +11,7 @@ from typing import Any
 
 from newsletter.content import MAX_EXCERPT, MAX_SOURCE, MAX_TITLE, MAX_URL
 from newsletter.web.api_schema import MAX_ID, Operation, Param, Schema, nullable, obj, string
+from subscribers.io import FORMATS as IMPORT_FORMATS
 
 STATUSES = ["pending", "active", "unsubscribed", "bounced"]
 INT: Schema = {"type": "integer"}
@@ -372,6 +373,44 @@ def operations(handlers: Mapping[str, Any]) -> tuple[Operation, ...]:
             obj({"confirmation_sent": {"type": "boolean"}}, ("confirmation_sent",)),
             body=obj({"email": string(320, 1), "name": string(200)}, ("email",)),
             errors=(422, 502),
+            tags=("subscribers",),
+        ),
+        op(
+            "POST",
+            "/subscribers/import",
+            "import_subscribers",
+            "Import a list (as `subscribers import`); the report lists bad rows by number",
+            200,
+            obj(
+                {
+                    "rows": INT,
+                    "dry_run": {"type": "boolean"},
+                    "report": {"type": "array", "items": {"type": "string"}},
+                },
+                ("rows", "dry_run", "report"),
+            ),
+            body=obj(
+                {
+                    "text": string(150_000, 0),
+                    "format": {"type": "string", "enum": list(IMPORT_FORMATS)},
+                    "confirmed": {"type": "boolean"},
+                    "source": string(200),
+                    "dry_run": {"type": "boolean"},
+                },
+                ("text",),
+            ),
+            errors=(422,),
+            tags=("subscribers",),
+        ),
+        op(
+            "GET",
+            "/subscribers/export",
+            "export_subscribers",
+            "Every subscriber as CSV",
+            200,
+            {"type": "string"},
+            params=(Param("status", "query", {"type": "string", "enum": STATUSES}),),
+            media_type="text/csv",
             tags=("subscribers",),
         ),
     )

@@ -133,7 +133,7 @@ async def add_subscriber(request: Request) -> Response:
     return redirect("/admin/subscribers?done=added")
 
 
-def _run_import(
+def run_import(
     request: Request, text: str, where: str, options: dict[str, Any]
 ) -> tuple[int, list[str]]:
     """Import in one transaction (rolled back for a dry run), as ``subscribers import`` does;
@@ -184,7 +184,7 @@ async def import_subscribers(request: Request) -> Response:
     }
     try:
         text, where = await _upload_text(form)
-        count, lines = await run_in_threadpool(_run_import, request, text, where, options)
+        count, lines = await run_in_threadpool(run_import, request, text, where, options)
     except NewsletterError as exc:
         return await _page(request, exc)
     prefix = "Dry run, nothing changed. " if options["dry_run"] else ""
