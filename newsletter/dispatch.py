@@ -23,7 +23,7 @@ from newsletter.db import transaction
 from newsletter.errors import ConflictError, InvalidInputError
 from newsletter.i18n import Gettext, format_date, gettext
 from newsletter.ledger import start_send_run
-from newsletter.models import Pause, RunKind, SendRun, Slot, SlotOverride
+from newsletter.models import Issue, Pause, RunKind, SendRun, Slot, SlotOverride
 from newsletter.publish import publish_next_issue
 from newsletter.render import render_email
 from newsletter.schedule import (
@@ -177,16 +177,19 @@ def _reason_text(config: Config, schedule: WeeklySchedule, decision: Decision) -
     return ""
 
 
-def _history_since_last_send(session: Session, config: Config, before: datetime) -> list[Slot]:
-    last_sent = session.scalar(
-        select(Slot.slot_at)
-        .where(Slot.outcome == Outcome.SENT.value, Slot.slot_at < before)
-        .order_by(Slot.slot_at.desc())
-        .limit(1)
+def _history_since_last_issue(session: Session, before: datetime) -> list[Slot]:
+    """Recorded slots before ``before`` since the last issue went out, whether at a slot or by
+    hand (``send now``): the weeks whose links the next issue carries."""
+    last_sent_slot = session.scalar(
+        select(func.max(Slot.slot_at)).where(
+            Slot.outcome == Outcome.SENT.value, Slot.slot_at < before
+        )
     )
+    last_issue = session.scalar(select(func.max(Issue.created_at)))
     query = select(Slot).where(Slot.slot_at < before).order_by(Slot.slot_at)
-    if last_sent is not None:
-        query = query.where(Slot.slot_at > last_sent)
+    for bound in (last_sent_slot, last_issue):
+        if bound is not None:
+            query = query.where(Slot.slot_at > bound)
     return list(session.scalars(query))
 
 
@@ -204,7 +207,7 @@ def _catch_up_intro(
             Outcome(row.outcome),
             kept_links=not (row.outcome == Outcome.SKIPPED and row.reason in nothing_new),
         )
-        for row in _history_since_last_send(session, config, instant)
+        for row in _history_since_last_issue(session, instant)
     ]
     weeks = catch_up_weeks(history, instant, schedule.zone)
     return catch_up_intro(config, weeks) if weeks else None

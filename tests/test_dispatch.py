@@ -20,6 +20,7 @@ from newsletter.dispatch import (
     skip_slot,
 )
 from newsletter.models import Delivery, Issue, Link, SendRun, Slot
+from newsletter.publish import publish_next_issue
 from subscribers.models import Subscriber
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -306,3 +307,19 @@ def test_delaying_again_after_the_slot_moves_the_pending_delay(
     recorded = dispatch_due(config, engine, paris(2026, 4, 5, 8))
     assert [(s.slot_at, s.outcome) for s in recorded] == [(paris(2026, 4, 5, 8), "sent")]
     assert [i.number for i in issues(engine)] == [1, 2]
+
+
+def test_an_issue_sent_by_hand_ends_the_catch_up(config: Config, engine: Engine) -> None:
+    """After a paused Sunday, an issue sent by hand carries those links, so the next Sunday's
+    issue is an ordinary one (no catch-up intro)."""
+    queue(engine, "Pendant la pause", paris(2026, 7, 1, 9))
+    with transaction(engine) as session:
+        pause_schedule(
+            session, config, until=date(2026, 7, 6), reason="", notify=False, now=paris(2026, 7, 1)
+        )
+    dispatch_due(config, engine, paris(2026, 7, 5, 8))
+    with transaction(engine) as session:
+        publish_next_issue(session, config, paris(2026, 7, 7, 12))
+    queue(engine, "Après", paris(2026, 7, 8, 9))
+    assert [s.outcome for s in dispatch_due(config, engine, paris(2026, 7, 12, 8))] == ["sent"]
+    assert [(i.number, i.intro) for i in issues(engine)] == [(1, ""), (2, "")]
