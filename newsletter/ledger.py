@@ -408,6 +408,17 @@ def pause_run(session: Session, run_id: int, reason: str, now: datetime) -> Send
     return run
 
 
+def pause_if_running(session: Session, run_id: int, reason: str) -> bool:
+    """Pause ``run_id`` if it is running, atomically (one conditional UPDATE, so of several
+    workers tripping at once exactly one pauses it). True if this call paused it."""
+    result = session.execute(
+        update(SendRun)
+        .where(SendRun.id == run_id, SendRun.status == RunStatus.RUNNING)
+        .values(status=RunStatus.PAUSED, pause_reason=reason[:500])
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 def resume_run(session: Session, run_id: int, now: datetime) -> SendRun:
     """Let a paused run be claimed again; retries waiting for their backoff become due now.
 

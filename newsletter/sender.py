@@ -33,11 +33,10 @@ from newsletter.ledger import (
     finish_run_if_complete,
     get_run,
     next_due_at,
-    pause_run,
+    pause_if_running,
     record_outcomes,
     running_run_ids,
 )
-from newsletter.models import RunStatus
 from newsletter.smtp import (
     ConnectionFailure,
     PermanentFailure,
@@ -217,9 +216,7 @@ class Sender:
         with transaction(self.engine) as session:
             record_outcomes(session, outcomes, now=now, policy=self.policy)
             if self.breaker.tripped(run_id):
-                run = get_run(session, run_id)
-                if run.status == RunStatus.RUNNING:
-                    pause_run(session, run_id, self.breaker.reasons[run_id], now)
+                if pause_if_running(session, run_id, self.breaker.reasons[run_id]):
                     self.stats.paused_runs.append(run_id)
                 self.breaker_paused.add(run_id)
             else:

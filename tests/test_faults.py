@@ -1,0 +1,301 @@
+"""Delivery under faults, against a real SMTP server that injects them: temporary errors and
+dropped connections, bounces, a relay down for the whole send, a pause mid-send, a sender
+SIGKILLed mid-send, and two worker processes sharing one PostgreSQL send."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, select
+
+from newsletter.cli import main
+from newsletter.clock import utc_now
+from newsletter.config import Config
+from newsletter.db import make_engine, transaction, upgrade_database
+from newsletter.delivery import SenderOptions, resume_run, run_sender, start_send_run
+from newsletter.ledger import Claim, pause_run
+from newsletter.models import Delivery, RunStatus, SendRun
+from newsletter.sender import BuildFn, RunMessage
+from subscribers.models import Subscriber, SubscriberStatus
+from tests.conftest import ConfigFactory
+from tests.delivery_support import T0, FaultHandler, add_subscribers, delivery_counts
+from tests.harness import RecordingHandler, SMTPServer
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = SenderOptions(
+    batch_size=10, workers=3, poll_interval=0.01, retry_base=timedelta(milliseconds=5)
+)
+
+
+def number(address: str) -> int:
+    return int(address.removeprefix("reader").split("@")[0])
+
+
+def start(engine: Engine) -> int:
+    with transaction(engine) as session:
+        return start_send_run(
+            session,
+            key="issue:1",
+            kind="digest",
+            subject="Les liens CivicTech #1",
+            html="<p>Bonjour</p><a href='@@UNSUBSCRIBE_URL@@'>désinscription</a>",
+            text="Bonjour\n@@UNSUBSCRIBE_URL@@",
+            issue_id=None,
+            now=T0,
+        ).id
+
+
+def everyone_once(server: SMTPServer, count: int) -> None:
+    received = Counter(server.handler.recipients())
+    assert received == {f"reader{i}@example.net": 1 for i in range(count)}
+
+
+def test_temporary_errors_and_dropped_connections_deliver_everyone_once(
+    make_config: ConfigFactory, db_url: str
+) -> None:
+    """421 at RCPT, 451 after DATA and connections dropped mid-DATA are retried on fresh
+    connections until every recipient has the message exactly once."""
+
+    def rcpt(address: str, tries: int) -> str | None:
+        return (
+            "421 4.7.0 busy, come back later" if number(address) % 11 == 0 and tries == 1 else None
+        )
+
+    def data(address: str, tries: int) -> str | None:
+        n = number(address)
+        if n % 5 == 0 and tries == 1:
+            return "451 4.3.0 local error"
+        if n % 7 == 0 and tries <= (2 if n % 35 == 0 else 1):
+            return "DROP"
+        return None
+
+    with SMTPServer(FaultHandler(rcpt_reply=rcpt, data_reply=data)) as server:
+        config = make_config(db_url, smtp_port=server.port)
+        engine = make_engine(db_url)
+        upgrade_database(engine)
+        add_subscribers(engine, 120)
+        run_id = start(engine)
+        asyncio_run(run_sender(config, engine, options=QUICK))
+        everyone_once(server, 120)
+        assert delivery_counts(engine, run_id) == {"sent": 120}
+        with transaction(engine) as session:
+            attempts = dict(session.execute(select(Delivery.email, Delivery.attempts)).all())
+            run = session.get(SendRun, run_id)
+            assert run is not None and run.status == RunStatus.DONE
+        assert attempts["reader35@example.net"] == 3  # 451, then dropped, then delivered
+        assert attempts["reader7@example.net"] == 2
+        assert attempts["reader11@example.net"] == 2
+        assert attempts["reader1@example.net"] == 1
+        engine.dispose()
+
+
+def test_hard_bounces_are_recorded_and_the_rest_delivered(
+    make_config: ConfigFactory, db_url: str
+) -> None:
+    """550 for some recipients: their deliveries and subscribers are bounced, nobody else is
+    affected, and no message reached the server for them."""
+
+    def rcpt(address: str, tries: int) -> str | None:
+        return "550 5.1.1 no such user" if number(address) % 10 == 3 else None
+
+    with SMTPServer(FaultHandler(rcpt_reply=rcpt)) as server:
+        config = make_config(db_url, smtp_port=server.port)
+        engine = make_engine(db_url)
+        upgrade_database(engine)
+        add_subscribers(engine, 60)
+        run_id = start(engine)
+        asyncio_run(run_sender(config, engine, options=QUICK))
+        received = Counter(server.handler.recipients())
+        assert received == {f"reader{i}@example.net": 1 for i in range(60) if i % 10 != 3}
+        assert delivery_counts(engine, run_id) == {"sent": 54, "bounced": 6}
+        with transaction(engine) as session:
+            bounced = session.scalars(
+                select(Subscriber.email).where(Subscriber.status == SubscriberStatus.BOUNCED)
+            )
+            assert sorted(bounced) == sorted(f"reader{i}@example.net" for i in range(3, 60, 10))
+            error = session.scalar(select(Delivery.last_error).where(Delivery.status == "bounced"))
+            assert error is not None and "550" in error
+        engine.dispose()
+
+
+def test_relay_down_pauses_the_run_and_resume_completes_it(
+    make_config: ConfigFactory, db_url: str
+) -> None:
+    """With the relay down for the whole send, the run pauses itself with the reason, nobody
+    is failed or loses an attempt, and `send resume` completes the send once it is back."""
+    server = SMTPServer(RecordingHandler())  # its port is chosen but nothing listens yet
+    config = make_config(db_url, smtp_port=server.port)
+    engine = make_engine(db_url)
+    upgrade_database(engine)
+    add_subscribers(engine, 80)
+    run_id = start(engine)
+    stats = asyncio_run(run_sender(config, engine, options=QUICK))
+    assert stats.paused_runs == [run_id] and stats.sent == 0
+    with transaction(engine) as session:
+        run = session.get(SendRun, run_id)
+        assert run is not None and run.status == RunStatus.PAUSED
+        assert "paused automatically" in run.pause_reason
+        attempts = set(session.scalars(select(Delivery.attempts)))
+        assert attempts == {0}
+    assert set(delivery_counts(engine, run_id)) <= {"pending", "retry"}
+    with server:
+        result = CliRunner().invoke(main, ["--config", str(config.path), "send", "resume"])
+        assert result.exit_code == 0, result.output
+        everyone_once(server, 80)
+    assert delivery_counts(engine, run_id) == {"sent": 80}
+    engine.dispose()
+
+
+def test_relay_rejecting_everything_pauses_before_anyone_fails(
+    make_config: ConfigFactory, sqlite_url: str
+) -> None:
+    """A relay answering 451 to every message trips the breaker: the run pauses, nobody is
+    marked failed, and a resume after the relay recovers delivers everyone once."""
+    healthy = {"ok": False}
+
+    def data(address: str, tries: int) -> str | None:
+        return None if healthy["ok"] else "451 4.4.1 queue full"
+
+    with SMTPServer(FaultHandler(data_reply=data)) as server:
+        config = make_config(sqlite_url, smtp_port=server.port, smtp__max_attempts=3)
+        engine = make_engine(sqlite_url)
+        upgrade_database(engine)
+        add_subscribers(engine, 100)
+        run_id = start(engine)
+        stats = asyncio_run(run_sender(config, engine, options=QUICK))
+        assert stats.paused_runs == [run_id]
+        counts = delivery_counts(engine, run_id)
+        assert "failed" not in counts and "sent" not in counts
+        healthy["ok"] = True
+        with transaction(engine) as session:
+            resume_run(session, run_id, utc_now())
+        asyncio_run(run_sender(config, engine, options=QUICK))
+        everyone_once(server, 100)
+        assert delivery_counts(engine, run_id) == {"sent": 100}
+        engine.dispose()
+
+
+def test_pause_mid_send_then_resume_sends_nobody_twice_and_misses_nobody(
+    make_config: ConfigFactory, db_url: str
+) -> None:
+    """Pausing stops claiming, in-flight messages finish and are recorded; resuming sends the
+    rest: every recipient exactly once."""
+    with SMTPServer(RecordingHandler()) as server:
+        config = make_config(db_url, smtp_port=server.port)
+        engine = make_engine(db_url)
+        upgrade_database(engine)
+        add_subscribers(engine, 150)
+        run_id = start(engine)
+        built = Counter[int]()
+
+        def factory(config: Config, message: RunMessage) -> BuildFn:
+            def build(claim: Claim, now: datetime) -> bytes:
+                built["n"] += 1
+                if built["n"] == 30:
+                    with transaction(engine) as session:
+                        pause_run(session, run_id, "l'édito n'est pas relu", now)
+                return f"To: {claim.email}\r\nSubject: x\r\n\r\nBonjour\r\n".encode()
+
+            return build
+
+        asyncio_run(run_sender(config, engine, options=QUICK, message_factory=factory))
+        first = len(server.received())
+        counts = delivery_counts(engine, run_id)
+        assert 30 <= first < 150 and counts["sent"] == first and "sending" not in counts
+        with transaction(engine) as session:
+            resume_run(session, run_id, utc_now())
+        asyncio_run(run_sender(config, engine, options=QUICK))
+        everyone_once(server, 150)
+        engine.dispose()
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def spawn(config: Config, *, batch: int, workers: int, now_offset: float) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "tests.fault_worker", str(config.path)]
+    argv += ["--batch", str(batch), "--workers", str(workers), "--now-offset", str(now_offset)]
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def kill_after(process: subprocess.Popen[str], server: SMTPServer, count: int) -> None:
+    """SIGKILL ``process`` as soon as the server has accepted ``count`` messages."""
+    deadline = time.monotonic() + 120
+    while len(server.received()) < count:
+        assert process.poll() is None, "the sender finished before it could be killed"
+        assert time.monotonic() < deadline, "the sender made no progress"
+        time.sleep(0.002)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.parametrize(
+    "size", [400, pytest.param(3000, marks=pytest.mark.slow)], ids=["small", "large"]
+)
+def test_sigkill_mid_send_loses_nobody_and_duplicates_stay_bounded(
+    make_config: ConfigFactory, sqlite_url: str, size: int
+) -> None:
+    """A sender SIGKILLed at several points and restarted delivers to everyone, with at most
+    batch size × workers duplicates per kill (messages that got 250 but were not committed)."""
+    batch, workers = 20, 2
+    with SMTPServer(RecordingHandler()) as server:
+        config = make_config(sqlite_url, smtp_port=server.port)
+        engine = make_engine(sqlite_url)
+        upgrade_database(engine)
+        add_subscribers(engine, size)
+        run_id = start(engine)
+        kills = (size // 10, size // 2, size * 4 // 5)
+        for n, point in enumerate(kills):
+            # Each restart runs an hour later than the last, so the dead one's leases expired.
+            process = spawn(config, batch=batch, workers=workers, now_offset=3600.0 * n)
+            kill_after(process, server, point)
+        final = spawn(config, batch=batch, workers=workers, now_offset=3600.0 * len(kills))
+        out, _ = final.communicate(timeout=300)
+        assert final.returncode == 0 and json.loads(out)["sent"] > 0
+        received = Counter(server.handler.recipients())
+        assert set(received) == {f"reader{i}@example.net" for i in range(size)}
+        duplicates = sum(received.values()) - size
+        assert duplicates <= len(kills) * batch * workers
+        assert delivery_counts(engine, run_id) == {"sent": size}
+        with transaction(engine) as session:
+            run = session.get(SendRun, run_id)
+            assert run is not None and run.status == RunStatus.DONE
+        engine.dispose()
+
+
+def test_two_worker_processes_share_a_postgres_send_exactly_once(
+    make_config: ConfigFactory, postgres: object
+) -> None:
+    """Two sender processes on one PostgreSQL send split the work (SKIP LOCKED) and each
+    recipient gets the message exactly once."""
+    url = postgres.create_database()  # type: ignore[attr-defined]
+    with SMTPServer(RecordingHandler()) as server:
+        config = make_config(url, smtp_port=server.port)
+        engine = make_engine(url)
+        upgrade_database(engine)
+        add_subscribers(engine, 1200)
+        run_id = start(engine)
+        processes = [spawn(config, batch=10, workers=2, now_offset=0.0) for _ in range(2)]
+        results = [json.loads(p.communicate(timeout=300)[0]) for p in processes]
+        assert all(p.returncode == 0 for p in processes)
+        assert all(r["sent"] > 0 for r in results), results
+        assert sum(r["sent"] for r in results) == 1200
+        everyone_once(server, 1200)
+        assert delivery_counts(engine, run_id) == {"sent": 1200}
+        engine.dispose()
+
+
+def asyncio_run(coro: object) -> object:
+    import asyncio
+
+    return asyncio.run(coro)  # type: ignore[arg-type]
