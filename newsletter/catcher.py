@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -91,8 +92,11 @@ def list_caught(folder: Path, limit: int = 200) -> list[CaughtMessage]:
         return []
     names = sorted((p.name for p in folder.iterdir() if EML_NAME.fullmatch(p.name)), reverse=True)
     listed = []
+    parser = BytesHeaderParser(policy=policy.default)
     for name in names[:limit]:
-        message, data = read_caught(folder, name)
+        data = (folder / name).read_bytes()
+        message = parser.parsebytes(data)  # headers only: the list never needs bodies
+        assert isinstance(message, EmailMessage)
         stamp = datetime.strptime(name.split("-")[0], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
         listed.append(
             CaughtMessage(
