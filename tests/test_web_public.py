@@ -422,3 +422,24 @@ def test_rate_limiter_window_slides() -> None:
     assert limiter.allow("198.51.100.1", now=59)  # another address has its own budget
     assert limiter.allow("203.0.113.7", now=60.5)  # the hit at 0 left the window
     assert not limiter.allow("203.0.113.7", now=61)
+
+
+async def test_relay_failure_does_not_change_the_answer(
+    make_config: ConfigFactory, sqlite_url: str
+) -> None:
+    """With the relay down, /subscribe still answers the same page; the person is pending and
+    can ask again once the interval passed."""
+    from tests.harness import free_port
+
+    config = make_config(sqlite_url, smtp_port=free_port())  # nothing listens there
+    engine = make_engine(sqlite_url)
+    upgrade_database(engine)
+    async with client_for(config, engine) as client:
+        token = await csrf_from(client)
+        response = await client.post(
+            "/subscribe", data={"csrf_token": token, "email": "down@example.org"}
+        )
+    assert response.status_code == 200 and 'class="error"' not in response.text
+    found = subscriber(engine, "down@example.org")
+    assert found is not None and found.status == "pending"
+    engine.dispose()

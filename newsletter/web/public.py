@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -159,6 +160,19 @@ async def send_mail(request: Request, mail: optin.ConfirmationMail | optin.Welco
         log.warning("could not send the %s email: %s", type(mail).__name__, exc)
 
 
+def after_response(
+    response: Response,
+    request: Request,
+    mail: optin.ConfirmationMail | optin.WelcomeMail | None,
+) -> Response:
+    """Send ``mail`` once ``response`` went out. Sending before answering would make the
+    answer slower for addresses that get an email than for those that do not, which tells
+    an observer whether an address is already subscribed."""
+    if mail is not None:
+        response.background = BackgroundTask(send_mail, request, mail)
+    return response
+
+
 # --- subscribe -------------------------------------------------------------------------------
 
 
@@ -196,9 +210,7 @@ async def subscribe(request: Request) -> Response:
         )
     except InvalidInputError as exc:
         return await form_again(request, email, name, describe_invalid(request, exc))
-    if mail is not None:
-        await send_mail(request, mail)
-    return check_inbox(request)
+    return after_response(check_inbox(request), request, mail)
 
 
 def describe_invalid(request: Request, exc: InvalidInputError) -> str:
@@ -261,13 +273,12 @@ async def confirm(request: Request) -> Response:
         return render_page(request, "confirm_expired.html", {"token": token}, status_code=410)
     except TokenError:
         return invalid_link(request)
-    if mail is not None:
-        await send_mail(request, mail)
-    return message_page(
+    page = message_page(
         request,
         _("Subscription confirmed"),
         _("Thank you! You will receive the next issue. A welcome email is on its way."),
     )
+    return after_response(page, request, mail)
 
 
 async def renew(request: Request) -> Response:
@@ -284,9 +295,7 @@ async def renew(request: Request) -> Response:
         )
     except TokenError:
         return invalid_link(request)
-    if mail is not None:
-        await send_mail(request, mail)
-    return check_inbox(request)
+    return after_response(check_inbox(request), request, mail)
 
 
 # --- unsubscribe -----------------------------------------------------------------------------
