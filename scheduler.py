@@ -108,11 +108,12 @@ def build_scheduler(config: Config, engine: Engine, *, now_fn: NowFn = utc_now) 
 
 @contextlib.asynccontextmanager
 async def scheduler_service(
-    config: Config, engine: Engine, *, now_fn: NowFn = utc_now
+    config: Config, engine: Engine, *, now_fn: NowFn = utc_now, always: bool = False
 ) -> AsyncIterator[AsyncIOScheduler | None]:
     """Run the schedule in the current event loop for as long as the context lasts (``serve``
-    enters it beside the web server). Yields ``None`` when ``[schedule] enabled`` is off."""
-    if not config.get("schedule", "enabled"):
+    enters it beside the web server). Yields ``None`` when ``[schedule] enabled`` is off,
+    unless ``always`` (the standalone scheduler, run on purpose)."""
+    if not (always or config.get("schedule", "enabled")):
         yield None
         return
     scheduler = build_scheduler(config, engine, now_fn=now_fn)
@@ -159,7 +160,8 @@ def _track_running_jobs(scheduler: AsyncIOScheduler) -> asyncio.Event:
 
 async def run_standalone(config: Config, engine: Engine, *, with_sender: bool = True) -> None:
     """``python scheduler.py``: the schedule (and, unless told not to, a delivery worker that
-    sends what it starts) until SIGTERM or Ctrl-C."""
+    sends what it starts) until SIGTERM or Ctrl-C. It runs even with ``[schedule] enabled``
+    off, which only keeps ``serve`` from running a second schedule."""
     from newsletter.delivery import delivery_service
 
     stop = asyncio.Event()
@@ -168,7 +170,7 @@ async def run_standalone(config: Config, engine: Engine, *, with_sender: bool = 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(scheduler_service(config, engine))
+        await stack.enter_async_context(scheduler_service(config, engine, always=True))
         if with_sender:
             await stack.enter_async_context(delivery_service(config, engine))
         await stop.wait()

@@ -172,8 +172,9 @@ def test_standalone_scheduler_process_catches_up_and_stops_on_sigterm(
     make_config: ConfigFactory, sqlite_url: str
 ) -> None:
     """`python scheduler.py` records every slot since the last recorded one at start-up (the
-    real clock) and exits 0 on SIGTERM."""
-    config = make_config(sqlite_url)
+    real clock), even with [schedule] enabled off (that is for `serve`), and exits 0 on
+    SIGTERM."""
+    config = make_config(sqlite_url, schedule__enabled=False)
     engine = make_engine(sqlite_url)
     upgrade_database(engine)
     latest = latest_slot(schedule_of(config), utc_now())
