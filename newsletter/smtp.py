@@ -104,6 +104,56 @@ async def send_single(
         raise failure(f"{address}: {code} {message}")
 
 
+def dot_stuff(data: bytes) -> bytes:
+    """The DATA payload for ``data``, wire bytes with CRLF line ends (as ``newsletter.message``
+    builds them): every line starting with "." gets another (RFC 5321 4.5.2), and the
+    terminating CRLF "." CRLF is appended."""
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    return data + b".\r\n"
+
+
+def _plain_address(address: str) -> bool:
+    return address.isascii() and not any(c in address for c in "<> \t\r\n\0")
+
+
+async def send_prepared(
+    client: aiosmtplib.SMTP, envelope_from: str, recipient: str, data: bytes
+) -> dict[str, aiosmtplib.SMTPResponse]:
+    """One mail transaction (MAIL, RCPT, DATA) for one recipient on a connected client;
+    returns ``sendmail``'s error mapping (empty: accepted). Raises aiosmtplib's errors.
+
+    aiosmtplib's ``sendmail`` rewrites line endings and dot-stuffs with regular expressions,
+    up to three passes over the message: ~1.7 ms for a 90 KB digest on the benchmark machine,
+    half of the sender's CPU time. Our bytes are CRLF already, so one ``bytes.replace``
+    does. Addresses that need SMTPUTF8 or look odd still go through ``sendmail``."""
+    protocol = client.protocol
+    if protocol is None or not (_plain_address(envelope_from) and _plain_address(recipient)):
+        errors, _ = await client.sendmail(envelope_from, [recipient], data)
+        return errors
+    if client.is_ehlo_or_helo_needed:
+        await client.ehlo()
+    reply = await client.execute_command(b"MAIL", b"FROM:<" + envelope_from.encode() + b">")
+    if reply.code != 250:
+        raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, envelope_from)
+    reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode() + b">")
+    if reply.code not in (250, 251):
+        raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
+    reply = await client.execute_command(b"DATA")
+    if reply.code != 354:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    # The client is this task's alone (the pool hands each connection to one sender at a
+    # time), so writing the payload and reading the reply directly cannot interleave.
+    protocol.write(dot_stuff(data))
+    reply = await protocol.read_response(timeout=client.timeout)
+    if reply.code != 250:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    return {}
+
+
 class SMTPPool:
     """Up to ``size`` persistent connections to one relay, shared by the sender's workers.
 
@@ -124,7 +174,7 @@ class SMTPPool:
         async with self._slots:
             client = await self._take()
             try:
-                errors, _ = await client.sendmail(envelope_from, [recipient], data)
+                errors = await send_prepared(client, envelope_from, recipient, data)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 await self._drop(client)
                 raise classify(exc) from None
