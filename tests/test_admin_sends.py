@@ -1,6 +1,6 @@
 """Sending from the dashboard: the confirmation shows the recipient count, the send reaches the
 SMTP server, progress is reported, a send can be paused and resumed, and its delivery report
-downloads as CSV."""
+downloads as CSV. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ READERS = ["ana@example.org", "=cmd@example.org", "bea@example.org"]
 
 @pytest.fixture
 def site(
-    make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
+    make_config: ConfigFactory, db_url: str, smtp_server: SMTPServer
 ) -> tuple[Config, Engine]:
-    config = make_config(sqlite_url, smtp_port=smtp_server.port)
+    config = make_config(db_url, smtp_port=smtp_server.port)
     engine = make_engine(config.database_url)
     upgrade_database(engine)
     make_editor(engine)
