@@ -132,8 +132,7 @@ async def send_prepared(
     does. Addresses that need SMTPUTF8 or look odd still go through ``sendmail``."""
     protocol = client.protocol
     if protocol is None or not (_plain_address(envelope_from) and _plain_address(recipient)):
-        errors, _ = await client.sendmail(envelope_from, [recipient], data)
-        return errors
+        return await _sendmail(client, envelope_from, recipient, data)
     if client.is_ehlo_or_helo_needed:
         await client.ehlo()
     reply = await client.execute_command(b"MAIL", b"FROM:<" + envelope_from.encode() + b">")
@@ -152,6 +151,23 @@ async def send_prepared(
     if reply.code != 250:
         raise aiosmtplib.SMTPDataError(reply.code, reply.message)
     return {}
+
+
+async def _sendmail(
+    client: aiosmtplib.SMTP, envelope_from: str, recipient: str, data: bytes
+) -> dict[str, aiosmtplib.SMTPResponse]:
+    # An internationalised address needs SMTPUTF8; a relay without it refuses the recipient
+    # for good (553), rather than the encoding error crashing the sender.
+    utf8 = not (envelope_from.isascii() and recipient.isascii())
+    try:
+        errors, _ = await client.sendmail(
+            envelope_from, [recipient], data, mail_options=["SMTPUTF8"] if utf8 else None
+        )
+    except (aiosmtplib.SMTPNotSupported, UnicodeEncodeError):
+        raise aiosmtplib.SMTPRecipientRefused(
+            553, "the address needs SMTPUTF8, which the relay does not offer", recipient
+        ) from None
+    return errors
 
 
 class SMTPPool:
