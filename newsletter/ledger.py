@@ -11,7 +11,7 @@ nothing is lost, and the only duplicates are messages that got the server's 250 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -28,7 +28,8 @@ from newsletter.models import (
     RunStatus,
     SendRun,
 )
-from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.models import ConsentKind, Subscriber, SubscriberStatus
+from subscribers.store import ConsentContext, record_consent
 
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRY)
 MAX_BACKOFF = timedelta(hours=1)
@@ -188,6 +189,9 @@ class RetryPolicy:
     max_attempts: int = 5
     base_delay: timedelta = timedelta(minutes=1)
     soft_bounce_limit: int = 3
+    # Key of the consent log's address hashes; when set, a subscriber marked bounced gets a
+    # ``bounced`` consent event.
+    secret: str = field(default="", repr=False)
 
     def delay(self, attempt: int) -> timedelta:
         factor: int = 2 ** max(attempt - 1, 0)
@@ -207,7 +211,7 @@ def record_outcomes(
         by_kind[outcome.kind].append(outcome)
     _record_sent(session, by_kind[OutcomeKind.SENT], now)
     _record_temporary(session, by_kind[OutcomeKind.TEMPORARY], now, policy)
-    _record_bounced(session, by_kind[OutcomeKind.PERMANENT], now)
+    _record_bounced(session, by_kind[OutcomeKind.PERMANENT], now, policy)
     _release(session, by_kind[OutcomeKind.RELEASED], now)
 
 
@@ -262,11 +266,11 @@ def _record_temporary(
                 updated_at=now,
             )
         )
-    _count_soft_bounces(session, exhausted, now, policy.soft_bounce_limit)
+    _count_soft_bounces(session, exhausted, now, policy)
 
 
 def _count_soft_bounces(
-    session: Session, subscriber_ids: list[int], now: datetime, limit: int
+    session: Session, subscriber_ids: list[int], now: datetime, policy: RetryPolicy
 ) -> None:
     if not subscriber_ids:
         return
@@ -275,19 +279,39 @@ def _count_soft_bounces(
         .where(Subscriber.id.in_(subscriber_ids))
         .values(soft_bounces=Subscriber.soft_bounces + 1)
     )
-    if limit > 0:
-        session.execute(
-            update(Subscriber)
-            .where(
+    if policy.soft_bounce_limit > 0:
+        over = session.scalars(
+            select(Subscriber.id).where(
                 Subscriber.id.in_(subscriber_ids),
-                Subscriber.soft_bounces >= limit,
-                Subscriber.status == SubscriberStatus.ACTIVE,
+                Subscriber.soft_bounces >= policy.soft_bounce_limit,
             )
-            .values(status=SubscriberStatus.BOUNCED, bounced_at=now)
         )
+        detail = f"{policy.soft_bounce_limit} soft bounces in a row"
+        _mark_bounced(session, list(over), now, policy.secret, detail)
 
 
-def _record_bounced(session: Session, bounces: list[Outcome], now: datetime) -> None:
+def _mark_bounced(
+    session: Session, subscriber_ids: list[int], now: datetime, secret: str, detail: str
+) -> None:
+    """Stop mailing these (still active) subscribers, with a consent-log entry each."""
+    if not subscriber_ids:
+        return
+    people = session.scalars(
+        select(Subscriber).where(
+            Subscriber.id.in_(subscriber_ids), Subscriber.status == SubscriberStatus.ACTIVE
+        )
+    )
+    for person in people:
+        person.status = SubscriberStatus.BOUNCED
+        person.bounced_at = now
+        if secret:
+            context = ConsentContext(source="delivery", detail=detail[:500])
+            record_consent(session, secret, person, ConsentKind.BOUNCED, now, context)
+
+
+def _record_bounced(
+    session: Session, bounces: list[Outcome], now: datetime, policy: RetryPolicy
+) -> None:
     for outcome in bounces:
         session.execute(
             update(Delivery)
@@ -301,15 +325,9 @@ def _record_bounced(session: Session, bounces: list[Outcome], now: datetime) -> 
                 updated_at=now,
             )
         )
-    if bounces:
-        session.execute(
-            update(Subscriber)
-            .where(
-                Subscriber.id.in_([o.subscriber_id for o in bounces]),
-                Subscriber.status == SubscriberStatus.ACTIVE,
-            )
-            .values(status=SubscriberStatus.BOUNCED, bounced_at=now)
-        )
+    for outcome in bounces:
+        detail = f"hard bounce: {outcome.error}"
+        _mark_bounced(session, [outcome.subscriber_id], now, policy.secret, detail)
 
 
 def _release(session: Session, released: list[Outcome], now: datetime) -> None:

@@ -175,6 +175,7 @@ class Sender:
             max_attempts=max(int(config.get("smtp", "max_attempts")), 1),
             base_delay=options.retry_base,
             soft_bounce_limit=int(config.get("subscribers", "soft_bounce_limit")),
+            secret=config.secret_key,
         )
         self.envelope_from = str(config.get("list", "from_address"))
         self.builders: dict[int, BuildFn] = {}

@@ -21,11 +21,13 @@ from newsletter.ledger import (
     start_send_run,
 )
 from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
-from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.delivery_support import T0, add_subscribers, delivery_counts
 
 LEASE = timedelta(minutes=5)
-POLICY = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=10), soft_bounce_limit=2)
+POLICY = RetryPolicy(
+    max_attempts=3, base_delay=timedelta(seconds=10), soft_bounce_limit=2, secret="k" * 32
+)
 
 
 def start(engine: Engine, key: str = "issue:1", issue_id: int | None = None) -> int:
@@ -114,6 +116,9 @@ def test_outcomes_move_rows_and_subscribers(engine: Engine) -> None:
         assert retry.next_attempt_at == T0 + timedelta(seconds=10)
         assert retry.attempts == 1 and retry.last_error == "451 later"
         assert session.get(Subscriber, ids[2]).status == SubscriberStatus.BOUNCED  # type: ignore[union-attr]
+        event = session.scalars(select(ConsentEvent)).one()
+        assert (event.subscriber_id, event.kind) == (ids[2], "bounced")
+        assert event.detail == "hard bounce: 550 no user" and len(event.address_hash) == 64
     # Not due before its backoff; due after; two more temporary failures exhaust it.
     assert claim(engine, run_id, at=timedelta(seconds=9)) == []
     for attempt, wait in ((2, 10), (3, 40)):
@@ -135,7 +140,7 @@ def test_soft_bounce_limit_marks_subscriber_bounced_and_sent_resets_it(engine: E
         session.execute(update(Subscriber).values(soft_bounces=1))
     run_id = start(engine)
     c = claim(engine, run_id)
-    policy = RetryPolicy(max_attempts=1, soft_bounce_limit=2)
+    policy = RetryPolicy(max_attempts=1, soft_bounce_limit=2, secret="k" * 32)
     with transaction(engine) as session:
         record_outcomes(
             session,
@@ -151,6 +156,8 @@ def test_soft_bounce_limit_marks_subscriber_bounced_and_sent_resets_it(engine: E
         assert first is not None and second is not None
         assert (first.status, first.soft_bounces) == ("bounced", 2)
         assert (second.status, second.soft_bounces) == ("active", 0)
+        event = session.scalars(select(ConsentEvent)).one()
+        assert (event.subscriber_id, event.detail) == (ids[0], "2 soft bounces in a row")
 
 
 def test_pause_stops_claims_and_resume_makes_retries_due(engine: Engine) -> None:
