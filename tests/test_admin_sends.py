@@ -18,15 +18,14 @@ from subscribers.models import SubscriberStatus
 from subscribers.store import create_subscriber
 from tests.admin_support import NOW, Admin, make_client, make_editor, sign_in
 from tests.conftest import ConfigFactory
+from tests.delivery_support import FaultHandler
 from tests.harness import SMTPServer
 
 READERS = ["ana@example.org", "=cmd@example.org", "bea@example.org"]
 
 
 @pytest.fixture
-def site(
-    make_config: ConfigFactory, db_url: str, smtp_server: SMTPServer
-) -> tuple[Config, Engine]:
+def site(make_config: ConfigFactory, db_url: str, smtp_server: SMTPServer) -> tuple[Config, Engine]:
     config = make_config(db_url, smtp_port=smtp_server.port)
     engine = make_engine(config.database_url)
     upgrade_database(engine)
@@ -127,3 +126,43 @@ def test_send_without_links_is_refused(site: tuple[Config, Engine]) -> None:
     assert response.status_code == 422  # type: ignore[attr-defined]
     with transaction(engine) as session:
         assert session.scalars(select(SendRun)).all() == []
+
+
+async def test_bounces_show_as_failed_with_the_latest_errors(
+    make_config: ConfigFactory, sqlite_url: str
+) -> None:
+    """A 550 for one recipient counts as failed; the send page lists its error and the CSV
+    report marks that recipient bounced."""
+    handler = FaultHandler(
+        rcpt_reply=lambda address, tries: (
+            "550 5.1.1 no such user" if address.startswith("bea") else None
+        )
+    )
+    with SMTPServer(handler) as server:
+        config = make_config(sqlite_url, smtp_port=server.port)
+        engine = make_engine(config.database_url)
+        upgrade_database(engine)
+        make_editor(engine)
+        with transaction(engine) as session:
+            for email in ("ana@example.org", "bea@example.org"):
+                create_subscriber(
+                    session,
+                    email=email,
+                    name="",
+                    status=SubscriberStatus.ACTIVE,
+                    source="test",
+                    language="fr",
+                    now=NOW,
+                )
+        admin = sign_in(make_client(config, engine))
+        admin.post("/admin/issue/links", {"url": "https://example.org/a", "title": "Un lien"})
+        response = admin.post("/admin/issue/send", {"confirm": "yes"})
+        run_id = int(response.headers["location"].rsplit("/", 1)[1])  # type: ignore[attr-defined]
+        await run_sender(config, engine, stop_when_idle=True)
+    progress = admin.client.get(f"/admin/sends/{run_id}/progress.json").json()
+    assert progress["sent"] == 1 and progress["failed"] == 1
+    assert progress["last_errors"][0]["email"] == "bea@example.org"
+    page = admin.client.get(f"/admin/sends/{run_id}")
+    assert "no such user" in page.text and '<td id="count-failed">1</td>' in page.text
+    report = admin.client.get(f"/admin/sends/{run_id}/report.csv").text
+    assert "bea@example.org,bounced" in report and "ana@example.org,sent" in report
