@@ -113,8 +113,12 @@ def test_preview_is_the_rendered_issue_under_a_strict_csp(admin: Admin) -> None:
     assert "sandbox" in csp and "script-src" not in csp and "default-src 'none'" in csp
     text = admin.client.get("/admin/issue/preview.txt")
     assert "Lien à prévisualiser" in text.text and "https://example.org/p" in text.text
+    unsaved = admin.client.get("/admin/issue/preview.html", params={"intro": "<b>Pas encore</b>"})
+    assert "&lt;b&gt;Pas encore&lt;/b&gt;" in unsaved.text
     page = admin.client.get("/admin/issue")
     assert '<iframe class="preview" sandbox' in page.text
+    assert '<script src="/admin/static/preview.js"' in page.text
+    assert admin.client.get("/admin/static/preview.js").status_code == 200
     assert "script-src 'self'" in page.headers["content-security-policy"]
 
 

@@ -118,7 +118,10 @@ def live(
 def test_editor_journey_in_a_browser(
     browser: Any, live: LiveServer, smtp_server: SMTPServer
 ) -> None:
-    """Sign in, queue two links, preview, test, pause the schedule, send and watch it finish."""
+    """Sign in, queue two links, preview (live as the intro is typed), test, pause the
+    schedule, send and watch it finish."""
+    from playwright.sync_api import expect
+
     base = f"http://127.0.0.1:{live.port}"
     page = browser.new_page()
     page.set_default_timeout(15_000)
@@ -139,6 +142,8 @@ def test_editor_journey_in_a_browser(
         page.wait_for_url(f"{base}/admin/issue?done=added")
     preview = page.frame_locator("iframe.preview")
     assert "Des données ouvertes" in preview.locator("body").inner_text()
+    page.fill("#draft-form textarea[name=intro]", "Bonne lecture, et bel automne !")
+    expect(preview.locator("body")).to_contain_text("bel automne", timeout=10_000)
 
     page.click("form[action='/admin/issue/test'] button")
     page.wait_for_url(f"{base}/admin/issue?done=tested")

@@ -44,9 +44,15 @@ def preview_unsubscribe_url(config: Config) -> str:
     return f"{config.base_url}/u/preview"
 
 
-def render_next_issue(session: Session, config: Config) -> RenderedEmail:
-    """The next issue as it would be sent now, placeholders still in."""
-    return render_digest(config, content.next_issue_view(session, config, utc_now()))
+def render_next_issue(session: Session, config: Config, intro: str | None = None) -> RenderedEmail:
+    """The next issue as it would be sent now, placeholders still in; ``intro`` previews an
+    unsaved intro."""
+    return render_digest(config, content.next_issue_view(session, config, utc_now(), intro))
+
+
+def _preview_intro(request: Request) -> str | None:
+    intro = request.query_params.get("intro")
+    return intro[: content.MAX_EXCERPT] if intro is not None else None
 
 
 def _fill(text: str, config: Config, email: str) -> str:
@@ -57,7 +63,8 @@ def _fill(text: str, config: Config, email: str) -> str:
 @editor_required
 async def preview_html(request: Request) -> Response:
     config: Config = request.app.state.config
-    rendered = await run_db(request, lambda s: render_next_issue(s, config))
+    intro = _preview_intro(request)
+    rendered = await run_db(request, lambda s: render_next_issue(s, config, intro))
     html = _fill(rendered.html, config, request.state.editor_email)
     return HTMLResponse(html, headers=PREVIEW_HEADERS)
 
