@@ -147,6 +147,18 @@ def claim_batch(
     return claims
 
 
+def renew_lease(
+    session: Session, delivery_ids: Sequence[int], *, now: datetime, lease: timedelta
+) -> None:
+    """Extend the lease of deliveries this worker still holds (``sending``)."""
+    if delivery_ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.SENDING)
+            .values(lease_until=now + lease)
+        )
+
+
 def _active_names(session: Session, subscriber_ids: Sequence[int]) -> dict[int, str]:
     if not subscriber_ids:
         return {}

@@ -35,6 +35,7 @@ from newsletter.ledger import (
     next_due_at,
     pause_if_running,
     record_outcomes,
+    renew_lease,
     running_run_ids,
 )
 from newsletter.smtp import (
@@ -223,6 +224,10 @@ class Sender:
             else:
                 finish_run_if_complete(session, run_id, now)
 
+    def _renew(self, delivery_ids: list[int]) -> None:
+        with transaction(self.engine) as session:
+            renew_lease(session, delivery_ids, now=self.now_fn(), lease=self.options.lease)
+
     def _wait_hint(self) -> float | None:
         """Seconds until something may become claimable; None when no running run is open."""
         now = self.now_fn()
@@ -245,7 +250,14 @@ class Sender:
     async def _send_batch(self, run_id: int, claims: list[Claim]) -> list[Outcome]:
         build = self.builders[run_id]
         outcomes: list[Outcome] = []
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + self.options.lease.total_seconds() / 3
         for claim in claims:
+            if loop.time() >= renew_at:
+                # A slow relay or a low rate: keep the lease on the whole batch (what was
+                # sent is recorded only at its end) so no other worker takes any of it.
+                await asyncio.to_thread(self._renew, [c.delivery_id for c in claims])
+                renew_at = loop.time() + self.options.lease.total_seconds() / 3
             if self.breaker.tripped(run_id):
                 outcomes.append(
                     Outcome(claim.delivery_id, claim.subscriber_id, OutcomeKind.RELEASED)

@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
@@ -170,3 +170,28 @@ async def test_delivery_service_picks_up_runs_started_while_it_runs(
     assert Counter(smtp_server.handler.recipients()) == {
         f"reader{i}@example.net": 1 for i in range(6)
     }
+
+
+async def test_slow_batches_keep_their_lease(
+    make_config: object, sqlite_url: str, smtp_server: SMTPServer
+) -> None:
+    """A batch that takes longer than the lease (low rate) renews it, so a second sender
+    does not take the same recipients: everyone gets exactly one message."""
+    config = make_config(sqlite_url, smtp_port=smtp_server.port, smtp__rate=25.0)  # type: ignore[operator]
+    from newsletter.db import make_engine, upgrade_database
+
+    engine = make_engine(sqlite_url)
+    upgrade_database(engine)
+    add_subscribers(engine, 40)
+    start(engine)
+    options = SenderOptions(
+        batch_size=20, workers=1, poll_interval=0.01, lease=timedelta(milliseconds=600)
+    )
+    await asyncio.gather(
+        run_sender(config, engine, options=options, message_factory=simple_factory),
+        run_sender(config, engine, options=options, message_factory=simple_factory),
+    )
+    assert Counter(smtp_server.handler.recipients()) == {
+        f"reader{i}@example.net": 1 for i in range(40)
+    }
+    engine.dispose()
