@@ -79,7 +79,7 @@ class RunProgress:
     pause_reason: str
     counts: dict[str, int]
     total: int
-    rate: float  # messages sent per second over the last minute
+    rate: float  # messages sent per second over (at most) the last minute
     eta: timedelta | None  # None when nothing is being sent
     last_errors: tuple[tuple[str, str], ...]  # (email, error), most recent first
 
@@ -103,14 +103,16 @@ def run_progress(session: Session, run_id: int, now: datetime) -> RunProgress:
             .group_by(Delivery.status)
         )
     }
-    recent = session.scalar(
-        select(func.count()).where(
+    recent, first = session.execute(
+        select(func.count(), func.min(Delivery.sent_at)).where(
             Delivery.run_id == run_id,
             Delivery.status == DeliveryStatus.SENT,
             Delivery.sent_at > now - RATE_WINDOW,
         )
-    )
-    rate = int(recent or 0) / RATE_WINDOW.total_seconds()
+    ).one()
+    # Over the last minute, or since the first message of that minute for a younger send.
+    span = max((now - first).total_seconds(), 1.0) if first is not None else 1.0
+    rate = int(recent or 0) / span
     open_count = sum(counts.get(status, 0) for status in OPEN_STATUSES)
     eta = timedelta(seconds=open_count / rate) if rate and open_count else None
     return RunProgress(

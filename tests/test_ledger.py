@@ -207,3 +207,25 @@ def test_finishing_marks_run_done_and_issue_sent(engine: Engine) -> None:
         assert run is not None and run.status == RunStatus.DONE
         with pytest.raises(ConflictError):
             pause_run(session, run_id, "late", T0)
+
+
+def test_progress_counts_rate_eta_and_last_errors(engine: Engine) -> None:
+    """run_progress reports counts per state, the recent rate, the ETA and recent errors."""
+    from newsletter.delivery import run_progress
+
+    add_subscribers(engine, 10)
+    run_id = start(engine)
+    c = claim(engine, run_id, limit=5)
+    sent = [Outcome(x.delivery_id, x.subscriber_id, OutcomeKind.SENT) for x in c[:4]]
+    late = Outcome(c[4].delivery_id, c[4].subscriber_id, OutcomeKind.TEMPORARY, "451 busy")
+    record(engine, [*sent, late], at=timedelta(seconds=2))
+    with transaction(engine) as session:
+        progress = run_progress(session, run_id, T0 + timedelta(seconds=4))
+    assert progress.counts == {"sent": 4, "retry": 1, "pending": 5}
+    assert (progress.total, progress.open, progress.finished) == (10, 6, 4)
+    assert progress.rate == 2.0  # 4 messages in the 2 s since the first of the last minute
+    assert progress.eta == timedelta(seconds=3)
+    assert progress.last_errors == (("reader4@example.net", "451 busy"),)
+    with transaction(engine) as session:
+        later = run_progress(session, run_id, T0 + timedelta(minutes=5))
+    assert later.rate == 0.0 and later.eta is None

@@ -209,10 +209,14 @@ def drive_run(config: Config, engine: Engine, run_id: int) -> None:
     for line in describe(progress):
         click.echo(line)
     if progress.status == RunStatus.PAUSED:
-        raise DeliveryError(
-            f"run {run_id} is paused ({progress.pause_reason}); "
-            "fix the cause, then `newsletter send resume`"
-        )
+        hint = "fix the cause, then `newsletter send resume`"
+        if config.catcher_enabled:
+            hint = (
+                "no SMTP relay is configured ([smtp] host), so mail goes to the embedded "
+                "catcher, which only runs inside `newsletter serve`: start it, or set a relay, "
+                "then `newsletter send resume`"
+            )
+        raise DeliveryError(f"run {run_id} is paused ({progress.pause_reason}); {hint}")
 
 
 async def _drive(config: Config, engine: Engine, run_id: int) -> None:
