@@ -33,6 +33,7 @@ from subscribers.store import ConsentContext, record_consent
 
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRY)
 MAX_BACKOFF = timedelta(hours=1)
+NOT_SUBSCRIBED = "no longer subscribed"
 
 
 def start_send_run(
@@ -137,7 +138,7 @@ def claim_batch(
         if r.subscriber_id in people
     ]
     skipped = [r.id for r in rows if r.subscriber_id not in people]
-    _set_status(session, skipped, DeliveryStatus.SKIPPED, now, last_error="no longer subscribed")
+    _set_status(session, skipped, DeliveryStatus.SKIPPED, now, last_error=NOT_SUBSCRIBED)
     if claims:
         session.execute(
             update(Delivery)
@@ -157,6 +158,11 @@ def renew_lease(
             .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.SENDING)
             .values(lease_until=now + lease)
         )
+
+
+def still_active(session: Session, subscriber_ids: Sequence[int]) -> set[int]:
+    """Which of ``subscriber_ids`` are still active (checked again just before sending)."""
+    return set(_active_names(session, subscriber_ids))
 
 
 def _active_names(session: Session, subscriber_ids: Sequence[int]) -> dict[int, str]:
@@ -184,6 +190,7 @@ class OutcomeKind(StrEnum):
     TEMPORARY = "temporary"  # 4xx, timeout or dropped connection: retry with backoff
     PERMANENT = "permanent"  # 5xx for this recipient: a hard bounce
     RELEASED = "released"  # not attempted (run paused, relay unreachable): back to the queue
+    SKIPPED = "skipped"  # the subscriber left between the claim and their turn
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,8 @@ def record_outcomes(
     _record_temporary(session, by_kind[OutcomeKind.TEMPORARY], now, policy)
     _record_bounced(session, by_kind[OutcomeKind.PERMANENT], now, policy)
     _release(session, by_kind[OutcomeKind.RELEASED], now)
+    skipped = [o.delivery_id for o in by_kind[OutcomeKind.SKIPPED]]
+    _set_status(session, skipped, DeliveryStatus.SKIPPED, now, last_error=NOT_SUBSCRIBED)
 
 
 def _record_sent(session: Session, sent: list[Outcome], now: datetime) -> None:

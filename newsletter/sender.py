@@ -37,6 +37,7 @@ from newsletter.ledger import (
     record_outcomes,
     renew_lease,
     running_run_ids,
+    still_active,
 )
 from newsletter.smtp import (
     ConnectionFailure,
@@ -79,6 +80,9 @@ class SenderOptions:
     breaker_window: int = 20
     breaker_ratio: float = 0.9
     retry_base: timedelta = timedelta(minutes=1)
+    # Seconds between two checks, within a batch, that its recipients are still subscribed
+    # (0: before every message). Someone who leaves mid-send gets nothing after that.
+    recheck_interval: float = 1.0
 
 
 @dataclass
@@ -98,7 +102,7 @@ class SenderStats:
             self.temporary += 1
         elif outcome.kind == OutcomeKind.PERMANENT:
             self.bounced += 1
-        else:
+        elif outcome.kind == OutcomeKind.RELEASED:
             self.released += 1
 
 
@@ -228,6 +232,10 @@ class Sender:
         with transaction(self.engine) as session:
             renew_lease(session, delivery_ids, now=self.now_fn(), lease=self.options.lease)
 
+    def _still_active(self, subscriber_ids: list[int]) -> set[int]:
+        with transaction(self.engine) as session:
+            return still_active(session, subscriber_ids)
+
     def _wait_hint(self) -> float | None:
         """Seconds until something may become claimable; None when no running run is open."""
         now = self.now_fn()
@@ -252,21 +260,28 @@ class Sender:
         outcomes: list[Outcome] = []
         loop = asyncio.get_running_loop()
         renew_at = loop.time() + self.options.lease.total_seconds() / 3
-        for claim in claims:
+        recheck_at = loop.time() + self.options.recheck_interval
+        active = {c.subscriber_id for c in claims}
+        for index, claim in enumerate(claims):
             if loop.time() >= renew_at:
                 # A slow relay or a low rate: keep the lease on the whole batch (what was
                 # sent is recorded only at its end) so no other worker takes any of it.
                 await asyncio.to_thread(self._renew, [c.delivery_id for c in claims])
                 renew_at = loop.time() + self.options.lease.total_seconds() / 3
-            if self.breaker.tripped(run_id):
-                outcomes.append(
-                    Outcome(claim.delivery_id, claim.subscriber_id, OutcomeKind.RELEASED)
-                )
-                continue
-            await self.limiter.acquire()
-            outcome = await self._send_one(run_id, claim, build)
-            self.stats.add(outcome)
-            outcomes.append(outcome)
+            if loop.time() >= recheck_at:
+                rest = [c.subscriber_id for c in claims[index:]]
+                active = await asyncio.to_thread(self._still_active, rest)
+                recheck_at = loop.time() + self.options.recheck_interval
+            ids = (claim.delivery_id, claim.subscriber_id)
+            if claim.subscriber_id not in active:
+                outcomes.append(Outcome(*ids, OutcomeKind.SKIPPED))
+            elif self.breaker.tripped(run_id):
+                outcomes.append(Outcome(*ids, OutcomeKind.RELEASED))
+            else:
+                await self.limiter.acquire()
+                outcome = await self._send_one(run_id, claim, build)
+                self.stats.add(outcome)
+                outcomes.append(outcome)
         return outcomes
 
     async def _send_one(self, run_id: int, claim: Claim, build: BuildFn) -> Outcome:
