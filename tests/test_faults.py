@@ -273,6 +273,35 @@ def test_sigkill_mid_send_loses_nobody_and_duplicates_stay_bounded(
         engine.dispose()
 
 
+def test_sigterm_on_worker_records_in_flight_messages_and_duplicates_nothing(
+    make_config: ConfigFactory, sqlite_url: str
+) -> None:
+    """`newsletter worker` stopped with SIGTERM finishes and records what it has in flight:
+    no row is left claimed, and the next sender duplicates nobody."""
+    with SMTPServer(RecordingHandler()) as server:
+        config = make_config(sqlite_url, smtp_port=server.port)
+        engine = make_engine(sqlite_url)
+        upgrade_database(engine)
+        add_subscribers(engine, 1500)
+        run_id = start(engine)
+        entry = "from newsletter.cli import main; main()"
+        argv = [sys.executable, "-c", entry, "--config", str(config.path), "worker"]
+        process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len(server.received()) < 100:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.002)
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+        assert process.returncode == 0 and out.startswith("Sent ")
+        counts = delivery_counts(engine, run_id)
+        assert "sending" not in counts
+        assert counts["sent"] == len(server.received()) < 1500
+        asyncio_run(run_sender(config, engine, options=QUICK))
+        everyone_once(server, 1500)
+        engine.dispose()
+
+
 def test_two_worker_processes_share_a_postgres_send_exactly_once(
     make_config: ConfigFactory, postgres: object
 ) -> None:
