@@ -62,6 +62,12 @@ class ConnectionFailure(TemporaryFailure):
     attempted for the recipient, so it costs them no attempt."""
 
 
+class MessageRejected(TemporaryFailure):
+    """The relay refused the sender (MAIL) or the message (DATA) with a 5xx. That says
+    nothing about the recipient's address, so it is not a bounce: it is retried like a 4xx,
+    and when it happens to every message the sender's circuit breaker pauses the run."""
+
+
 def make_client(relay: RelaySettings) -> aiosmtplib.SMTP:
     """An unconnected client for ``relay`` (TLS mode and credentials applied on connect)."""
     return aiosmtplib.SMTP(
@@ -191,6 +197,12 @@ class SMTPPool:
             client = await self._take()
             try:
                 errors = await send_prepared(client, envelope_from, recipient, data)
+            except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError) as exc:
+                await self._drop(client)
+                refused = classify(exc)
+                if isinstance(refused, PermanentFailure):
+                    raise MessageRejected(f"message refused: {refused}"[:500]) from None
+                raise refused from None
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 await self._drop(client)
                 raise classify(exc) from None

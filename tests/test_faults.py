@@ -156,15 +156,17 @@ def test_relay_down_pauses_the_run_and_resume_completes_it(
     engine.dispose()
 
 
+@pytest.mark.parametrize("reply", ["451 4.4.1 queue full", "554 5.7.1 message refused"])
 def test_relay_rejecting_everything_pauses_before_anyone_fails(
-    make_config: ConfigFactory, sqlite_url: str
+    make_config: ConfigFactory, sqlite_url: str, reply: str
 ) -> None:
-    """A relay answering 451 to every message trips the breaker: the run pauses, nobody is
-    marked failed, and a resume after the relay recovers delivers everyone once."""
+    """A relay refusing every message after DATA (4xx, or a 5xx that says nothing about the
+    address) trips the breaker: the run pauses, nobody is marked failed or bounced, and a
+    resume after the relay recovers delivers everyone once."""
     healthy = {"ok": False}
 
     def data(address: str, tries: int) -> str | None:
-        return None if healthy["ok"] else "451 4.4.1 queue full"
+        return None if healthy["ok"] else reply
 
     with SMTPServer(FaultHandler(data_reply=data)) as server:
         config = make_config(sqlite_url, smtp_port=server.port, smtp__max_attempts=3)
@@ -175,7 +177,10 @@ def test_relay_rejecting_everything_pauses_before_anyone_fails(
         stats = asyncio_run(run_sender(config, engine, options=QUICK))
         assert stats.paused_runs == [run_id]
         counts = delivery_counts(engine, run_id)
-        assert "failed" not in counts and "sent" not in counts
+        assert set(counts) <= {"pending", "retry"}
+        with transaction(engine) as session:
+            statuses = set(session.scalars(select(Subscriber.status)))
+            assert statuses == {SubscriberStatus.ACTIVE}
         healthy["ok"] = True
         with transaction(engine) as session:
             resume_run(session, run_id, utc_now())
