@@ -163,11 +163,16 @@ def worker(app: AppContext, once: bool) -> None:
 
 async def _work(config: Config, engine: Engine, once: bool) -> SenderStats:
     stop = asyncio.Event()
+    _stop_on_signals(stop)
+    return await run_sender(config, engine, stop_when_idle=once, stop=stop)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` (the sender then finishes what it has in flight)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    return await run_sender(config, engine, stop_when_idle=once, stop=stop)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -220,7 +225,11 @@ def drive_run(config: Config, engine: Engine, run_id: int) -> None:
 
 
 async def _drive(config: Config, engine: Engine, run_id: int) -> None:
-    sender = asyncio.create_task(run_sender(config, engine, run_ids=[run_id]))
+    # Ctrl-C or SIGTERM: stop claiming, let in-flight messages finish and be recorded; the
+    # run stays running for `serve`/`worker` (or another `send resume`) to complete.
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    sender = asyncio.create_task(run_sender(config, engine, run_ids=[run_id], stop=stop))
     tty = sys.stdout.isatty()
     shown, last_plain = 0, 0.0
     loop = asyncio.get_running_loop()
