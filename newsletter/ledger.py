@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy import Row, and_, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -117,18 +117,7 @@ def claim_batch(
     status = session.scalar(select(SendRun.status).where(SendRun.id == run_id))
     if status != RunStatus.RUNNING:
         return []
-    due = or_(
-        Delivery.status == DeliveryStatus.PENDING,
-        and_(Delivery.status == DeliveryStatus.RETRY, Delivery.next_attempt_at <= now),
-        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
-    )
-    rows = session.execute(
-        select(Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.attempts)
-        .where(Delivery.run_id == run_id, due)
-        .order_by(Delivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Delivery)
-    ).all()
+    rows = _due_rows(session, run_id, limit, now)
     if not rows:
         return []
     people = _active_names(session, [r.subscriber_id for r in rows if r.subscriber_id])
@@ -165,6 +154,33 @@ def still_active(session: Session, subscriber_ids: Sequence[int]) -> set[int]:
     return set(_active_names(session, subscriber_ids))
 
 
+DueRow = Row[int, int | None, str, int]
+
+
+def _due_rows(session: Session, run_id: int, limit: int, now: datetime) -> list[DueRow]:
+    """Expired leases, then due retries, then pending rows, oldest first within each state:
+    one query per state, each an ordered range of ``ix_delivery_run_status`` that stops at
+    ``limit``. (One OR across the states made SQLite read and sort every row of the run at
+    each claim: quadratic in the number of recipients.)"""
+    states = (
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
+        and_(Delivery.status == DeliveryStatus.RETRY, Delivery.next_attempt_at <= now),
+        Delivery.status == DeliveryStatus.PENDING,
+    )
+    rows: list[DueRow] = []
+    for state in states:
+        if len(rows) >= limit:
+            break
+        rows += session.execute(
+            select(Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.attempts)
+            .where(Delivery.run_id == run_id, state)
+            .order_by(Delivery.id)
+            .limit(limit - len(rows))
+            .with_for_update(skip_locked=True, of=Delivery)
+        ).all()
+    return rows
+
+
 def _active_names(session: Session, subscriber_ids: Sequence[int]) -> dict[int, str]:
     if not subscriber_ids:
         return {}
@@ -191,6 +207,7 @@ class OutcomeKind(StrEnum):
     PERMANENT = "permanent"  # 5xx for this recipient: a hard bounce
     RELEASED = "released"  # not attempted (run paused, relay unreachable): back to the queue
     SKIPPED = "skipped"  # the subscriber left between the claim and their turn
+    FAILED = "failed"  # no message could be built for this recipient (e.g. a broken address)
 
 
 @dataclass(frozen=True)
@@ -232,6 +249,8 @@ def record_outcomes(
     _record_temporary(session, by_kind[OutcomeKind.TEMPORARY], now, policy)
     _record_bounced(session, by_kind[OutcomeKind.PERMANENT], now, policy)
     _release(session, by_kind[OutcomeKind.RELEASED], now)
+    for outcome in by_kind[OutcomeKind.FAILED]:
+        _set_status(session, [outcome.delivery_id], DeliveryStatus.FAILED, now, outcome.error)
     skipped = [o.delivery_id for o in by_kind[OutcomeKind.SKIPPED]]
     _set_status(session, skipped, DeliveryStatus.SKIPPED, now, last_error=NOT_SUBSCRIBED)
 
@@ -394,6 +413,12 @@ def open_count(session: Session, run_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
+def _has_open(session: Session, run_id: int) -> bool:
+    # Asked after every batch: an indexed LIMIT 1, not a count of every open row.
+    query = select(Delivery.id).where(Delivery.run_id == run_id, Delivery.status.in_(OPEN_STATUSES))
+    return session.scalar(query.limit(1)) is not None
+
+
 def next_due_at(session: Session, run_id: int, now: datetime) -> datetime | None:
     """When the earliest open delivery of ``run_id`` becomes claimable: ``now`` when one is
     pending, else the earliest retry time or lease expiry; None when nothing is open."""
@@ -423,7 +448,7 @@ def finish_run_if_complete(session: Session, run_id: int, now: datetime) -> bool
     run = get_run(session, run_id)
     if run.status == RunStatus.DONE:
         return True
-    if open_count(session, run_id):
+    if _has_open(session, run_id):
         return False
     run.status = RunStatus.DONE
     run.finished_at = now

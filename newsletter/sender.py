@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
+from newsletter.errors import NewsletterError
 from newsletter.ledger import (
     Claim,
     Outcome,
@@ -93,6 +94,7 @@ class SenderStats:
     temporary: int = 0
     bounced: int = 0
     released: int = 0
+    failed: int = 0
     paused_runs: list[int] = field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
@@ -104,6 +106,8 @@ class SenderStats:
             self.bounced += 1
         elif outcome.kind == OutcomeKind.RELEASED:
             self.released += 1
+        elif outcome.kind == OutcomeKind.FAILED:
+            self.failed += 1
 
 
 class CircuitBreaker:
@@ -228,6 +232,14 @@ class Sender:
             else:
                 finish_run_if_complete(session, run_id, now)
 
+    def _give_back(self, run_id: int, claims: list[Claim], reason: str) -> None:
+        """Release ``claims`` unattempted and pause the run with ``reason``."""
+        released = [Outcome(c.delivery_id, c.subscriber_id, OutcomeKind.RELEASED) for c in claims]
+        with transaction(self.engine) as session:
+            record_outcomes(session, released, now=self.now_fn(), policy=self.policy)
+            if pause_if_running(session, run_id, reason):
+                self.stats.paused_runs.append(run_id)
+
     def _renew(self, delivery_ids: list[int]) -> None:
         with transaction(self.engine) as session:
             renew_lease(session, delivery_ids, now=self.now_fn(), lease=self.options.lease)
@@ -285,8 +297,14 @@ class Sender:
         return outcomes
 
     async def _send_one(self, run_id: int, claim: Claim, build: BuildFn) -> Outcome:
-        data = build(claim, self.now_fn())
         ids = (claim.delivery_id, claim.subscriber_id)
+        try:
+            data = build(claim, self.now_fn())
+        except NewsletterError as exc:
+            # This recipient's values cannot make a message (e.g. a line break in the name):
+            # record it on their row; the breaker pauses the run if it happens to everyone.
+            self.breaker.record(run_id, False, exc.message)
+            return Outcome(*ids, OutcomeKind.FAILED, f"message not built: {exc.message}")
         try:
             await self.pool.send(self.envelope_from, claim.email, data)
         except ConnectionFailure as exc:
@@ -313,7 +331,13 @@ class Sender:
                 continue
             run_id, claims, message = claimed
             if message is not None and run_id not in self.builders:
-                self.builders[run_id] = self.factory(self.config, message)
+                try:
+                    self.builders[run_id] = self.factory(self.config, message)
+                except NewsletterError as exc:
+                    # Nobody can get this message (a bad setting, say): pause, lose nothing.
+                    reason = f"cannot prepare the message: {exc.message}"
+                    await asyncio.to_thread(self._give_back, run_id, claims, reason)
+                    continue
             outcomes = await self._send_batch(run_id, claims)
             await asyncio.to_thread(self._record, run_id, outcomes)
 

@@ -21,7 +21,7 @@ from newsletter.delivery import (
     start_send_run,
 )
 from newsletter.ledger import Claim
-from newsletter.models import Issue, IssueStatus, RunStatus, SendRun
+from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
 from newsletter.publish import publish_next_issue
 from newsletter.sender import BuildFn, RunMessage
 from subscribers.models import Subscriber, SubscriberStatus
@@ -197,3 +197,46 @@ async def test_slow_batches_keep_their_lease(
         f"reader{i}@example.net": 1 for i in range(40)
     }
     engine.dispose()
+
+
+async def test_a_recipient_whose_message_cannot_be_built_is_failed_alone(
+    config: Config, engine: Engine, smtp_server: SMTPServer
+) -> None:
+    """A name with a line break (header injection) fails that delivery with the reason;
+    everyone else gets the message."""
+    ids = add_subscribers(engine, 6)
+    with transaction(engine) as session:
+        session.execute(
+            update(Subscriber).where(Subscriber.id == ids[2]).values(name="Eve\r\nBcc: x@evil")
+        )
+    run_id = start(engine)
+    stats = await run_sender(config, engine, options=FAST)
+    assert stats.sent == 5 and stats.failed == 1
+    assert "reader2@example.net" not in smtp_server.handler.recipients()
+    assert all(b"evil" not in m.data for m in smtp_server.received())
+    assert delivery_counts(engine, run_id) == {"sent": 5, "failed": 1}
+    with transaction(engine) as session:
+        error = session.scalar(select(Delivery.last_error).where(Delivery.status == "failed"))
+        assert error is not None and error.startswith("message not built")
+
+
+async def test_a_message_that_cannot_be_prepared_pauses_the_run(
+    config: Config, engine: Engine, smtp_server: SMTPServer
+) -> None:
+    """When the run's message cannot be prepared at all, the run pauses with the reason and
+    nobody is marked failed."""
+    from newsletter.errors import HeaderInjectionError
+
+    add_subscribers(engine, 4)
+    run_id = start(engine)
+
+    def broken(config: Config, message: RunMessage) -> BuildFn:
+        raise HeaderInjectionError("line breaks are not allowed", "[list] name")
+
+    stats = await run_sender(config, engine, options=FAST, message_factory=broken)
+    assert stats.paused_runs == [run_id] and smtp_server.received() == []
+    assert set(delivery_counts(engine, run_id)) <= {"pending", "retry"}
+    with transaction(engine) as session:
+        run = session.get(SendRun, run_id)
+        assert run is not None and run.status == RunStatus.PAUSED
+        assert run.pause_reason.startswith("cannot prepare the message: [list] name")
