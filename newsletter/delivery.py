@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
@@ -66,6 +68,7 @@ __all__ = [
 ]
 
 RATE_WINDOW = timedelta(minutes=1)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -141,16 +144,39 @@ def _last_errors(session: Session, run: SendRun, limit: int = 5) -> tuple[tuple[
 
 @contextlib.asynccontextmanager
 async def delivery_service(
-    config: Config, engine: Engine, options: SenderOptions | None = None
+    config: Config,
+    engine: Engine,
+    options: SenderOptions | None = None,
+    *,
+    restart_delay: float = 5.0,
+    message_factory: MessageFactory = default_message_factory,
 ) -> AsyncIterator[asyncio.Task[SenderStats]]:
     """Run a sender in the background of the current loop for as long as the context lasts:
     it picks up every running send run (started by the schedule, the CLI or the web app).
-    On exit it stops claiming, lets in-flight messages finish and be recorded."""
+    If the database fails under it, it logs the error and starts again after
+    ``restart_delay`` seconds (claims it held expire and are taken again). On exit it stops
+    claiming, lets in-flight messages finish and be recorded."""
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_sender(config, engine, stop_when_idle=False, stop=stop, options=options),
-        name="delivery-service",
-    )
+
+    async def serve() -> SenderStats:
+        while True:
+            try:
+                return await run_sender(
+                    config,
+                    engine,
+                    stop_when_idle=False,
+                    stop=stop,
+                    options=options,
+                    message_factory=message_factory,
+                )
+            except (SQLAlchemyError, OSError):
+                logger.exception("the delivery worker failed; restarting in %s s", restart_delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=restart_delay)
+                if stop.is_set():
+                    return SenderStats()
+
+    task = asyncio.create_task(serve(), name="delivery-service")
     try:
         yield task
     finally:

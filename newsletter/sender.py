@@ -343,8 +343,14 @@ class Sender:
 
     async def run(self, stop: asyncio.Event, stop_when_idle: bool) -> SenderStats:
         try:
-            workers = [self._worker(stop, stop_when_idle) for _ in range(self.workers)]
-            await asyncio.gather(*workers)
+            # A TaskGroup: if one worker fails (the database went away), the others are
+            # cancelled too, rather than left running on a closed pool.
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.workers):
+                    group.create_task(self._worker(stop, stop_when_idle))
+        except BaseExceptionGroup as group_error:
+            # Callers see the first worker's own exception, not the group.
+            raise group_error.exceptions[0] from None
         finally:
             await self.pool.close()
         return self.stats

@@ -240,3 +240,32 @@ async def test_a_message_that_cannot_be_prepared_pauses_the_run(
         run = session.get(SendRun, run_id)
         assert run is not None and run.status == RunStatus.PAUSED
         assert run.pause_reason.startswith("cannot prepare the message: [list] name")
+
+
+async def test_delivery_service_restarts_after_a_database_error(
+    config: Config, engine: Engine, smtp_server: SMTPServer
+) -> None:
+    """A database error inside the serve-time sender is logged and the sender starts again;
+    the send still completes, everyone once."""
+    from sqlalchemy.exc import OperationalError
+
+    add_subscribers(engine, 8)
+    start(engine)
+    failures = {"left": 1}
+
+    def flaky(config: Config, message: RunMessage) -> BuildFn:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return simple_factory(config, message)
+
+    options = SenderOptions(poll_interval=0.02, lease=timedelta(milliseconds=200))
+    async with delivery_service(
+        config, engine, options, restart_delay=0.05, message_factory=flaky
+    ) as task:
+        await asyncio.to_thread(smtp_server.wait_for, 8)
+        assert not task.done()
+    assert failures["left"] == 0
+    assert Counter(smtp_server.handler.recipients()) == {
+        f"reader{i}@example.net": 1 for i in range(8)
+    }
