@@ -248,14 +248,14 @@ def kill_after(process: subprocess.Popen[str], server: SMTPServer, count: int) -
     "size", [400, pytest.param(3000, marks=pytest.mark.slow)], ids=["small", "large"]
 )
 def test_sigkill_mid_send_loses_nobody_and_duplicates_stay_bounded(
-    make_config: ConfigFactory, sqlite_url: str, size: int
+    make_config: ConfigFactory, db_url: str, size: int
 ) -> None:
     """A sender SIGKILLed at several points and restarted delivers to everyone, with at most
     batch size × workers duplicates per kill (messages that got 250 but were not committed)."""
     batch, workers = 20, 2
     with SMTPServer(RecordingHandler()) as server:
-        config = make_config(sqlite_url, smtp_port=server.port)
-        engine = make_engine(sqlite_url)
+        config = make_config(db_url, smtp_port=server.port)
+        engine = make_engine(db_url)
         upgrade_database(engine)
         add_subscribers(engine, size)
         run_id = start(engine)
