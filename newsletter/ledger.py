@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Row, and_, func, insert, literal, select, update
+from sqlalchemy import Row, Table, and_, bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter.db import UTCDateTime
 from newsletter.errors import ConflictError, NotFoundError
 from newsletter.models import (
     Delivery,
@@ -216,6 +217,7 @@ class Outcome:
     subscriber_id: int
     kind: OutcomeKind
     error: str = ""
+    at: datetime | None = None  # when it happened (sent: the server's 250); default: now
 
 
 @dataclass(frozen=True)
@@ -258,18 +260,22 @@ def record_outcomes(
 def _record_sent(session: Session, sent: list[Outcome], now: datetime) -> None:
     if not sent:
         return
+    # One statement, executed for every row with its own time of the server's 250.
+    table = Delivery.__table__
+    assert isinstance(table, Table)
     session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_([o.delivery_id for o in sent]))
+        update(table)
+        .where(table.c.id == bindparam("delivery_id"))
         .values(
             status=DeliveryStatus.SENT,
-            sent_at=now,
+            sent_at=bindparam("at", type_=UTCDateTime()),
             lease_until=None,
             next_attempt_at=None,
             updated_at=now,
-            attempts=Delivery.attempts + 1,
+            attempts=table.c.attempts + 1,
             last_error="",
-        )
+        ),
+        [{"delivery_id": o.delivery_id, "at": o.at or now} for o in sent],
     )
     # "Soft bounces in a row": a delivered message resets the count.
     session.execute(

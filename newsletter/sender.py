@@ -317,7 +317,7 @@ class Sender:
             self.breaker.record(run_id, False, exc.message)
             return Outcome(*ids, OutcomeKind.PERMANENT, exc.message)
         self.breaker.record(run_id, True)
-        return Outcome(*ids, OutcomeKind.SENT)
+        return Outcome(*ids, OutcomeKind.SENT, at=self.now_fn())
 
     async def _worker(self, stop: asyncio.Event, stop_when_idle: bool) -> None:
         while not stop.is_set():

@@ -229,3 +229,22 @@ def test_progress_counts_rate_eta_and_last_errors(engine: Engine) -> None:
     with transaction(engine) as session:
         later = run_progress(session, run_id, T0 + timedelta(minutes=5))
     assert later.rate == 0.0 and later.eta is None
+
+
+def test_sent_at_is_the_time_of_the_servers_reply(engine: Engine) -> None:
+    """Each sent row keeps the time its 250 came, not the time the batch was committed."""
+    add_subscribers(engine, 2)
+    run_id = start(engine)
+    c = claim(engine, run_id)
+    first, second = (T0 + timedelta(seconds=n) for n in (1, 2))
+    record(
+        engine,
+        [
+            Outcome(c[0].delivery_id, c[0].subscriber_id, OutcomeKind.SENT, at=first),
+            Outcome(c[1].delivery_id, c[1].subscriber_id, OutcomeKind.SENT, at=second),
+        ],
+        at=timedelta(seconds=30),
+    )
+    with transaction(engine) as session:
+        rows = session.execute(select(Delivery.sent_at, Delivery.attempts).order_by(Delivery.id))
+        assert [tuple(r) for r in rows] == [(first, 1), (second, 1)]
