@@ -56,10 +56,12 @@ def normalise_address(raw: str) -> str:
     if len(text) > MAX_ADDRESS_LENGTH:
         raise InvalidInputError("this email address is too long", where="email")
     try:
-        result = validate_email(text, check_deliverability=False)
+        # SMTPUTF8 is refused: many relays cannot deliver to an accented local part, and the
+        # message builder writes ASCII headers. International domains are kept, as punycode.
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidInputError(f"not a valid email address ({exc})", where="email") from None
-    return str(result.normalized)
+    return str(result.ascii_email or result.normalized)
 
 
 def address_key(email: str) -> str:

@@ -201,3 +201,12 @@ def test_erased_person_may_come_back_through_double_opt_in(engine: Engine, confi
         )
         assert not store.is_suppressed(session, config.secret_key, "phoenix@example.org")
         assert store.get_subscriber(session, "phoenix@example.org").status == "active"
+
+
+def test_accented_local_parts_are_refused_and_international_domains_kept_as_punycode() -> None:
+    """An address the relay cannot carry is refused at signup with a reason; an accented
+    domain is stored in the ASCII form the message headers need."""
+    with pytest.raises(InvalidInputError) as refused:
+        store.normalise_address("Élodie@example.org")
+    assert refused.value.where == "email"
+    assert store.normalise_address("lea@exämple.fr") == "lea@xn--exmple-cua.fr"
