@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # APScheduler logs every run of the minute job at INFO; editors need only its problems.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
         engine = make_engine(config.database_url)

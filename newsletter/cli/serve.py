@@ -112,6 +112,8 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
     host = host or str(config.get("web", "host"))
     port = int(config.get("web", "port")) if port is None else port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # APScheduler logs every run of the minute job at INFO; editors need only its problems.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if config.catcher_enabled:
         click.echo(
             f"No SMTP relay configured: catching mail on 127.0.0.1:"
