@@ -277,6 +277,7 @@ def check_sigkill_bound(make_config: ConfigFactory, db_url: str, size: int) -> N
         received = Counter(server.handler.recipients())
         assert set(received) == {f"reader{i}@example.net" for i in range(size)}
         duplicates = sum(received.values()) - size
+        print(f"SIGKILL x{len(kills)}, {size} recipients: {duplicates} duplicates")
         assert duplicates <= len(kills) * batch * workers
         assert delivery_counts(engine, run_id) == {"sent": size}
         with transaction(engine) as session:
