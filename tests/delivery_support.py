@@ -3,7 +3,6 @@ handlers that inject faults into the real aiosmtpd server."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -69,10 +68,6 @@ def delivery_counts(engine: Engine, run_id: int) -> Counter[str]:
     with transaction(engine) as session:
         rows = session.scalars(select(Delivery.status).where(Delivery.run_id == run_id))
         return Counter(rows)
-
-
-def run_async(coro_factory: Callable[[], object]) -> object:
-    return asyncio.run(coro_factory())  # type: ignore[arg-type]
 
 
 @dataclass
