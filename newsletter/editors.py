@@ -7,6 +7,7 @@ argon2 work on both, so it cannot tell who has an account.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import datetime
@@ -24,8 +25,13 @@ MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "nlt_"
 
 _hasher = PasswordHasher()
-# Verified against when the address is unknown, so both paths cost one argon2 verification.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the address is unknown, so both paths cost one argon2
+    verification. Made on first use: argon2 takes 64 MiB, which a sender process never needs."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def normalise_editor_email(email: str) -> str:
@@ -96,7 +102,7 @@ def authenticate(session: Session, email: str, password: str, now: datetime) -> 
     Records the sign-in time and upgrades an outdated hash on success.
     """
     editor = find_editor(session, email)
-    stored = editor.password_hash if editor is not None else _DUMMY_HASH
+    stored = editor.password_hash if editor is not None else _dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
