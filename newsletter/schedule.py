@@ -18,8 +18,8 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.errors import InvalidInputError
+from newsletter.settings import WEEKDAYS as WEEKDAYS  # the day names a schedule accepts
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEK = timedelta(days=7)
 
 
