@@ -18,15 +18,18 @@ from sqlalchemy import Engine
 
 from newsletter.config import Config, load_config, render_config_file
 from newsletter.db import make_engine, upgrade_database
+from newsletter.web.app import create_app
 from tests.harness import (
+    IN_CI,
     ExternalPostgres,
     PostgresCluster,
     PostgresUnavailable,
     RecordingHandler,
     SMTPServer,
+    free_port,
 )
+from tests.web_support import ServerThread, headless_chromium
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
 
 
@@ -114,3 +117,24 @@ def engine(db_url: str) -> Iterator[Engine]:
 def config(make_config: ConfigFactory, db_url: str, smtp_server: SMTPServer) -> Config:
     """A config on each backend whose relay is the test's SMTP server."""
     return make_config(db_url, smtp_port=smtp_server.port)
+
+
+@pytest.fixture
+def served(
+    make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
+) -> Iterator[tuple[Config, str]]:
+    """The app on a migrated SQLite file, served by uvicorn on loopback: its config and URL."""
+    config = make_config(sqlite_url, smtp_port=smtp_server.port)
+    engine = make_engine(sqlite_url)
+    upgrade_database(engine)
+    port = free_port()
+    with ServerThread(create_app(config, engine), port):
+        yield config, f"http://127.0.0.1:{port}"
+    engine.dispose()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium; the test skips without it (fails in CI)."""
+    with headless_chromium() as chromium:
+        yield chromium

@@ -26,6 +26,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPProtocol
 from aiosmtpd.smtp import Envelope, Session
 
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

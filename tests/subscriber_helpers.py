@@ -4,13 +4,10 @@ reading links out of the emails that arrived at the test SMTP server."""
 from __future__ import annotations
 
 import re
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import httpx
-import uvicorn
 from sqlalchemy import Engine, select
 
 from newsletter.config import Config
@@ -83,30 +80,6 @@ def link_in(text: str, base_url: str, prefix: str) -> str:
 def list_unsubscribe_path(message: ReceivedMessage, base_url: str) -> str:
     header = str(message.parsed()["List-Unsubscribe"])
     return link_in(header, base_url, "/u/")
-
-
-class ServerThread:
-    """uvicorn in a background thread, stopped by flagging ``should_exit``."""
-
-    def __init__(self, app: object, port: int) -> None:
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def status_of(config: Config, email: str) -> str:

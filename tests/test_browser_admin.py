@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,21 +23,12 @@ from newsletter.web.app import create_app
 from subscribers.models import SubscriberStatus
 from subscribers.store import create_subscriber
 from tests.admin_support import EMAIL, NOW, PASSWORD, make_editor
-from tests.conftest import IN_CI, ConfigFactory
+from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer, free_port
+from tests.web_support import wait_until_started
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 READERS = ["ana@example.org", "bea@example.org"]
 
 
@@ -61,31 +50,15 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while not (self.server is not None and self.server.started):
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.05)
+        wait_until_started(
+            lambda: self.server is not None and self.server.started, self.thread, timeout=20
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.server is not None:
             self.server.should_exit = True
         self.thread.join(timeout=20)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail(f"Chromium is required in CI but {CHROMIUM} is missing")
-        pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

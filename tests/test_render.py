@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -140,24 +141,11 @@ def test_paragraphs_splits_on_blank_lines() -> None:
     assert paragraphs("a\nb\n\n\nc\r\n") == ["a b", "c"]
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [375, 700])
-def test_digest_fits_phone_and_desktop_widths(cfg: Config, width: int) -> None:
+def test_digest_fits_phone_and_desktop_widths(browser: Any, cfg: Config, width: int) -> None:
     """In headless Chromium the 40-link digest has no horizontal scroll at 375 px (phone, the
     media query applies) or 700 px (desktop), and its text stays at a readable size."""
-    from pathlib import Path
-
-    if not Path(CHROMIUM).exists():
-        from tests.conftest import IN_CI
-
-        if IN_CI:
-            pytest.fail(f"Chromium is required in CI but {CHROMIUM} is missing")
-        pytest.skip(f"browser test skipped: no Chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
     long_link = LinkView(
         url="https://example.org/" + "x" * 300,
         title="Unmotsanslespacesquinefinitjamais" * 4,
@@ -166,23 +154,14 @@ def test_digest_fits_phone_and_desktop_widths(cfg: Config, width: int) -> None:
     )
     view = make_view(40)
     html = render_digest(cfg, make_view(links=(long_link, *view.links))).html
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": width, "height": 800})
-            page.route("**/*", lambda route: route.abort())  # no network, ever
-            page.set_content(html)
-            scroll_width = page.evaluate("document.documentElement.scrollWidth")
-            padding = page.evaluate(
-                "getComputedStyle(document.querySelector('.content')).paddingLeft"
-            )
-            size = page.evaluate(
-                "parseFloat(getComputedStyle(document.querySelector('.excerpt p')).fontSize)"
-            )
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.route("**/*", lambda route: route.abort())  # no network, ever
+    page.set_content(html)
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    padding = page.evaluate("getComputedStyle(document.querySelector('.content')).paddingLeft")
+    size = page.evaluate(
+        "parseFloat(getComputedStyle(document.querySelector('.excerpt p')).fontSize)"
+    )
     assert scroll_width <= width
     assert padding == ("16px" if width == 375 else "28px")
     assert size >= 15

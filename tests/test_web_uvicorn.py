@@ -4,40 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from newsletter.config import Config
-from newsletter.db import make_engine, upgrade_database
-from newsletter.web.app import create_app
-from tests.conftest import ConfigFactory
-from tests.harness import SMTPServer, free_port
-from tests.subscriber_helpers import (
-    CSRF,
-    ServerThread,
-    link_in,
-    list_unsubscribe_path,
-    plain_text,
-    status_of,
-)
+from tests.harness import SMTPServer
+from tests.subscriber_helpers import CSRF, link_in, list_unsubscribe_path, plain_text, status_of
 
 BASE = "https://liens.example.org"
-
-
-@pytest.fixture
-def served(
-    make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
-) -> Iterator[tuple[Config, str]]:
-    config = make_config(sqlite_url, smtp_port=smtp_server.port)
-    engine = make_engine(sqlite_url)
-    upgrade_database(engine)
-    port = free_port()
-    with ServerThread(create_app(config, engine), port):
-        yield config, f"http://127.0.0.1:{port}"
-    engine.dispose()
 
 
 def test_journey_over_http(served: tuple[Config, str], smtp_server: SMTPServer) -> None:
