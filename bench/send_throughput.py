@@ -79,8 +79,8 @@ def _publish(session: Any, config: Any, now: Any) -> int:
 
 def _publish_by_hand(session: Any, config: Any, now: Any) -> int:
     from newsletter.content import assemble_issue, issue_view
-    from newsletter.ledger import start_send_run
     from newsletter.render import render_digest
+    from newsletter.send_runs import start_send_run
 
     issue = assemble_issue(session, config, now)
     rendered = render_digest(config, issue_view(session, issue, config.timezone))

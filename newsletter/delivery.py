@@ -1,8 +1,9 @@
 """Delivery, the public surface: start a send, run the sender, pause, resume, watch progress.
 
-The mechanics live in ``newsletter.ledger`` (the SQL of the delivery ledger) and
-``newsletter.sender`` (the asyncio workers over pooled SMTP connections). Callers (CLI, web,
-dispatcher, benchmarks) use the names exported here:
+The mechanics live in ``newsletter.send_runs`` (runs and their lifecycle),
+``newsletter.ledger`` (the SQL of the delivery ledger) and ``newsletter.sender`` (the asyncio
+workers over pooled SMTP connections). Callers (CLI, web, dispatcher, benchmarks) use the
+names exported here:
 
 - ``start_send_run(session, *, key, kind, subject, html, text, issue_id, now) -> SendRun``
 - ``await run_sender(config, engine, *, now_fn, stop_when_idle, stop, options, ...)``
@@ -24,19 +25,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
-from newsletter.ledger import (
+from newsletter.ledger import Claim, Outcome, OutcomeKind, RetryPolicy
+from newsletter.models import Delivery, DeliveryStatus, SendRun
+from newsletter.send_runs import (
     OPEN_STATUSES,
-    Claim,
-    Outcome,
-    OutcomeKind,
-    RetryPolicy,
     get_run,
     latest_run,
     pause_run,
     resume_run,
     start_send_run,
 )
-from newsletter.models import Delivery, DeliveryStatus, SendRun
 from newsletter.sender import (
     MessageFactory,
     RunMessage,

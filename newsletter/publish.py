@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Config
 from newsletter.content import assemble_issue, issue_view
-from newsletter.ledger import start_send_run
 from newsletter.models import Issue, RunKind
 from newsletter.render import render_digest
+from newsletter.send_runs import start_send_run
 
 
 def issue_run_key(number: int) -> str:

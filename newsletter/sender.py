@@ -31,14 +31,16 @@ from newsletter.ledger import (
     OutcomeKind,
     RetryPolicy,
     claim_batch,
+    record_outcomes,
+    renew_lease,
+    still_active,
+)
+from newsletter.send_runs import (
     finish_run_if_complete,
     get_run,
     next_due_at,
     pause_if_running,
-    record_outcomes,
-    renew_lease,
     running_run_ids,
-    still_active,
 )
 from newsletter.smtp import (
     ConnectionFailure,

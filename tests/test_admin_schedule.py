@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import make_engine, transaction, upgrade_database
-from newsletter.dispatch import planned_slots
 from newsletter.models import Pause, SendRun, SlotOverride
+from newsletter.schedule_commands import planned_slots
 from subscribers.models import SubscriberStatus
 from subscribers.store import create_subscriber
 from tests.admin_support import NOW, Admin, make_client, make_editor, sign_in

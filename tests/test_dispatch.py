@@ -10,17 +10,16 @@ from sqlalchemy import Engine, func, select
 from newsletter import content
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.dispatch import (
+from newsletter.dispatch import dispatch_due, dispatch_instant
+from newsletter.models import Delivery, Issue, Link, SendRun, Slot
+from newsletter.publish import publish_next_issue
+from newsletter.schedule_commands import (
     delay_slot,
-    dispatch_due,
-    dispatch_instant,
     pause_schedule,
     planned_slots,
     resume_schedule,
     skip_slot,
 )
-from newsletter.models import Delivery, Issue, Link, SendRun, Slot
-from newsletter.publish import publish_next_issue
 from subscribers.models import Subscriber
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -23,8 +23,9 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import make_engine, transaction, upgrade_database
 from newsletter.delivery import SenderOptions, resume_run, run_sender, start_send_run
-from newsletter.ledger import Claim, pause_run
+from newsletter.ledger import Claim
 from newsletter.models import Delivery, RunStatus, SendRun
+from newsletter.send_runs import pause_run
 from newsletter.sender import BuildFn, RunMessage
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import ConfigFactory

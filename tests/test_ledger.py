@@ -9,18 +9,9 @@ from sqlalchemy import Engine, select, update
 
 from newsletter.db import transaction
 from newsletter.errors import ConflictError
-from newsletter.ledger import (
-    Outcome,
-    OutcomeKind,
-    RetryPolicy,
-    claim_batch,
-    finish_run_if_complete,
-    pause_run,
-    record_outcomes,
-    resume_run,
-    start_send_run,
-)
+from newsletter.ledger import Outcome, OutcomeKind, RetryPolicy, claim_batch, record_outcomes
 from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
+from newsletter.send_runs import finish_run_if_complete, pause_run, resume_run, start_send_run
 from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.delivery_support import T0, add_subscribers, delivery_counts
 

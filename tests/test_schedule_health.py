@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 
 from newsletter.clock import utc_now
 from newsletter.db import make_engine, transaction, upgrade_database
-from newsletter.dispatch import pause_schedule, schedule_of
+from newsletter.dispatch import schedule_of
 from newsletter.schedule import local_date, next_slot, slot_on
+from newsletter.schedule_commands import pause_schedule
 from newsletter.web.app import create_app
 from tests.conftest import ConfigFactory
 

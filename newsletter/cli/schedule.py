@@ -14,18 +14,7 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.content import queued_links
 from newsletter.db import transaction
-from newsletter.dispatch import (
-    PlannedSlot,
-    active_pause,
-    delay_slot,
-    first_slot_on_or_after,
-    grace_of,
-    pause_schedule,
-    planned_slots,
-    resume_schedule,
-    schedule_of,
-    skip_slot,
-)
+from newsletter.dispatch import grace_of, schedule_of
 from newsletter.models import SendRun
 from newsletter.schedule import (
     Outcome,
@@ -33,6 +22,16 @@ from newsletter.schedule import (
     parse_local_date,
     parse_local_datetime,
     to_utc,
+)
+from newsletter.schedule_commands import (
+    PlannedSlot,
+    active_pause,
+    delay_slot,
+    first_slot_on_or_after,
+    pause_schedule,
+    planned_slots,
+    resume_schedule,
+    skip_slot,
 )
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

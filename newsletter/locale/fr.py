@@ -42,7 +42,7 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Reply to this email to suggest a link.": "Répondez à ce message pour proposer un lien.",
     # newsletter/message.py
     "[Preview]": "[Aperçu]",
-    # newsletter/dispatch.py (slot reasons, catch-up intro, pause notice)
+    # newsletter/dispatch.py, schedule_commands.py (slot reasons, catch-up intro, pause notice)
     "nothing new": "rien de nouveau",
     "paused": "en pause",
     "skipped by the editor": "sauté par l’équipe éditoriale",

@@ -13,14 +13,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from newsletter import content, dispatch
+from newsletter import content, schedule_commands
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.delivery import pause_run, resume_run, run_progress
 from newsletter.errors import InvalidInputError, NotFoundError
-from newsletter.ledger import get_run
 from newsletter.models import Link, SendRun
 from newsletter.schedule import parse_local_date, parse_local_datetime
+from newsletter.send_runs import get_run
 from newsletter.web.admin.common import run_db
 from newsletter.web.admin.preview import render_next_issue, send_test_to
 from newsletter.web.admin.sends import (
@@ -229,7 +229,7 @@ async def send_report(request: Request) -> Response:
 
 def _schedule(session: Session, config: Config) -> dict[str, Any]:
     now = utc_now()
-    pause = dispatch.active_pause(session, config, now)
+    pause = schedule_commands.active_pause(session, config, now)
     return {
         "timezone": str(config.get("schedule", "timezone")),
         "pause": {"until": pause.until.isoformat(), "reason": pause.reason} if pause else None,
@@ -241,7 +241,7 @@ def _schedule(session: Session, config: Config) -> dict[str, Any]:
                 "recorded": slot.recorded,
                 "send_at": slot.send_at.isoformat() if slot.send_at else None,
             }
-            for slot in dispatch.planned_slots(session, config, now, 8)
+            for slot in schedule_commands.planned_slots(session, config, now, 8)
         ],
     }
 
@@ -266,7 +266,7 @@ async def pause_schedule(request: Request) -> Response:
     until = parse_local_date(body["until"])
     return await _schedule_action(
         request,
-        lambda session, config: dispatch.pause_schedule(
+        lambda session, config: schedule_commands.pause_schedule(
             session,
             config,
             until=until,
@@ -280,7 +280,7 @@ async def pause_schedule(request: Request) -> Response:
 async def resume_schedule(request: Request) -> Response:
     now = utc_now()
     return await _schedule_action(
-        request, lambda session, config: dispatch.resume_schedule(session, config, now)
+        request, lambda session, config: schedule_commands.resume_schedule(session, config, now)
     )
 
 
@@ -289,14 +289,14 @@ async def delay_issue(request: Request) -> Response:
     send_at = parse_local_datetime(request.state.body["send_at"], config.timezone)
     now = utc_now()
     return await _schedule_action(
-        request, lambda session, config: dispatch.delay_slot(session, config, send_at, now)
+        request, lambda session, config: schedule_commands.delay_slot(session, config, send_at, now)
     )
 
 
 async def skip_issue(request: Request) -> Response:
     reason, now = request.state.body.get("reason", ""), utc_now()
     return await _schedule_action(
-        request, lambda session, config: dispatch.skip_slot(session, config, reason, now)
+        request, lambda session, config: schedule_commands.skip_slot(session, config, reason, now)
     )
 
 

@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.dispatch import schedule_state
+from newsletter.schedule_commands import schedule_state
 from newsletter.web import admin, outbox, public
 from newsletter.web import api as editor_api
 from newsletter.web import archive as public_archive

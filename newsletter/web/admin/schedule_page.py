@@ -1,6 +1,6 @@
 """The schedule page: the coming slots and what happens at each; pause until a date (with a
 reason, optionally notifying subscribers), resume, delay this week's issue, skip the next one.
-Every action is ``newsletter.dispatch``'s; this page only reads forms and shows results."""
+Every action is ``newsletter.schedule_commands``'s; this page only reads forms and shows results."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from newsletter import dispatch
+from newsletter import schedule_commands
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
@@ -32,8 +32,8 @@ DONE_MESSAGES = {
 def schedule_context(session: Session, config: Config) -> dict[str, Any]:
     now = utc_now()
     return {
-        "slots": dispatch.planned_slots(session, config, now, WEEKS_SHOWN),
-        "pause": dispatch.active_pause(session, config, now),
+        "slots": schedule_commands.planned_slots(session, config, now, WEEKS_SHOWN),
+        "pause": schedule_commands.active_pause(session, config, now),
         "timezone": str(config.get("schedule", "timezone")),
         "today": now.astimezone(config.timezone).date().isoformat(),
     }
@@ -71,7 +71,7 @@ async def _act(request: Request, done: str, action: Any) -> Response:
 @editor_required
 async def pause(request: Request) -> Response:
     def work(session: Session, config: Config, form: Any, now: Any) -> None:
-        dispatch.pause_schedule(
+        schedule_commands.pause_schedule(
             session,
             config,
             until=parse_local_date(field(form, "until")),
@@ -85,7 +85,9 @@ async def pause(request: Request) -> Response:
 
 @editor_required
 async def resume(request: Request) -> Response:
-    return await _act(request, "resumed", lambda s, c, f, n: dispatch.resume_schedule(s, c, n))
+    return await _act(
+        request, "resumed", lambda s, c, f, n: schedule_commands.resume_schedule(s, c, n)
+    )
 
 
 @editor_required
@@ -94,7 +96,7 @@ async def delay(request: Request) -> Response:
         send_at = parse_local_datetime(
             local_datetime_field(field(form, "send_at")), config.timezone
         )
-        dispatch.delay_slot(session, config, send_at, now)
+        schedule_commands.delay_slot(session, config, send_at, now)
 
     return await _act(request, "delayed", work)
 
@@ -102,7 +104,9 @@ async def delay(request: Request) -> Response:
 @editor_required
 async def skip(request: Request) -> Response:
     return await _act(
-        request, "skipped", lambda s, c, f, n: dispatch.skip_slot(s, c, field(f, "reason"), n)
+        request,
+        "skipped",
+        lambda s, c, f, n: schedule_commands.skip_slot(s, c, field(f, "reason"), n),
     )
 
 

@@ -19,9 +19,9 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.delivery import RunProgress, pause_run, resume_run, run_progress
 from newsletter.errors import NewsletterError
-from newsletter.ledger import get_run
 from newsletter.models import Delivery, Issue, RunStatus, SendRun
 from newsletter.publish import issue_run_key, publish_next_issue
+from newsletter.send_runs import get_run
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import error_status, field, redirect, run_db
 from newsletter.web.admin.templating import render_page
