@@ -23,9 +23,9 @@ from newsletter.db import transaction
 from newsletter.editors import editor_for_token
 from newsletter.errors import InvalidInputError, NewsletterError
 from newsletter.web import api_handlers as handlers
-from newsletter.web import api_schemas as s
 from newsletter.web.admin.common import error_status
 from newsletter.web.api_handlers import JSON_HEADERS, ok
+from newsletter.web.api_operations import operations
 from newsletter.web.api_schema import Handler, Operation, openapi_document, validate
 
 
@@ -129,7 +129,7 @@ async def openapi_json(request: Request) -> Response:
     return ok(document)
 
 
-OPERATIONS: tuple[Operation, ...] = s.operations(vars(handlers))
+OPERATIONS: tuple[Operation, ...] = operations(vars(handlers))
 
 
 def _routes() -> list[BaseRoute]:
