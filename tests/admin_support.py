@@ -1,9 +1,10 @@
-"""Helpers for the admin and API tests: an app on a migrated database, an editor, a signed-in
-client that knows its CSRF token."""
+"""Helpers for the admin and API tests: an app on a migrated database, an editor, readers, a
+signed-in client that knows its CSRF token."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,9 +12,11 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from newsletter.config import Config
-from newsletter.db import transaction
+from newsletter.db import make_engine, transaction, upgrade_database
 from newsletter.editors import add_editor, issue_api_token
 from newsletter.web.app import create_app
+from subscribers.models import SubscriberStatus
+from subscribers.store import create_subscriber
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 EMAIL = "alice@example.org"
@@ -35,6 +38,34 @@ def make_editor(engine: Engine, email: str = EMAIL) -> str:
     with transaction(engine) as session:
         editor = add_editor(session, email=email, password=PASSWORD, now=NOW)
         return issue_api_token(session, editor, name="test", now=NOW)
+
+
+def open_site(config: Config) -> tuple[Engine, str]:
+    """Migrate the database ``config`` names, add the editor; the engine and the editor's API
+    token."""
+    engine = make_engine(config.database_url)
+    upgrade_database(engine)
+    return engine, make_editor(engine)
+
+
+def add_readers(
+    engine: Engine,
+    emails: Iterable[str],
+    status: SubscriberStatus = SubscriberStatus.ACTIVE,
+    source: str = "test",
+) -> None:
+    """Store one French subscriber per address, without a name, created at ``NOW``."""
+    with transaction(engine) as session:
+        for email in emails:
+            create_subscriber(
+                session,
+                email=email,
+                name="",
+                status=status,
+                source=source,
+                language="fr",
+                now=NOW,
+            )
 
 
 def make_client(config: Config, engine: Engine) -> TestClient:

@@ -10,18 +10,15 @@ from starlette.routing import Route
 
 from newsletter.cli import main
 from newsletter.config import Config
-from newsletter.db import make_engine, upgrade_database
 from newsletter.web import admin
-from tests.admin_support import EMAIL, PASSWORD, csrf_from, make_client, make_editor, sign_in
+from tests.admin_support import EMAIL, PASSWORD, csrf_from, make_client, open_site, sign_in
 from tests.conftest import ConfigFactory
 
 
 @pytest.fixture
 def site(make_config: ConfigFactory, sqlite_url: str) -> tuple[Config, Engine]:
     config = make_config(sqlite_url)
-    engine = make_engine(config.database_url)
-    upgrade_database(engine)
-    make_editor(engine)
+    engine, _ = open_site(config)
     return config, engine
 
 

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import Engine, select
 
 from newsletter.config import Config
-from newsletter.db import make_engine, transaction, upgrade_database
+from newsletter.db import transaction
 from newsletter.models import IssueDraft, Link
-from tests.admin_support import EMAIL, Admin, make_client, make_editor, sign_in
+from tests.admin_support import EMAIL, Admin, make_client, open_site, sign_in
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer
 
@@ -19,9 +19,7 @@ def site(
     make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
 ) -> tuple[Config, Engine]:
     config = make_config(sqlite_url, smtp_port=smtp_server.port)
-    engine = make_engine(config.database_url)
-    upgrade_database(engine)
-    make_editor(engine)
+    engine, _ = open_site(config)
     return config, engine
 
 

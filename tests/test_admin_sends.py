@@ -11,12 +11,11 @@ import pytest
 from sqlalchemy import Engine, select
 
 from newsletter.config import Config
-from newsletter.db import make_engine, transaction, upgrade_database
+from newsletter.db import transaction
 from newsletter.models import Issue, IssueStatus, SendRun
 from newsletter.sender import run_sender
 from subscribers.models import SubscriberStatus
-from subscribers.store import create_subscriber
-from tests.admin_support import NOW, Admin, make_client, make_editor, sign_in
+from tests.admin_support import Admin, add_readers, make_client, open_site, sign_in
 from tests.conftest import ConfigFactory
 from tests.delivery_support import FaultHandler
 from tests.harness import SMTPServer
@@ -27,29 +26,9 @@ READERS = ["ana@example.org", "=cmd@example.org", "bea@example.org"]
 @pytest.fixture
 def site(make_config: ConfigFactory, db_url: str, smtp_server: SMTPServer) -> tuple[Config, Engine]:
     config = make_config(db_url, smtp_port=smtp_server.port)
-    engine = make_engine(config.database_url)
-    upgrade_database(engine)
-    make_editor(engine)
-    with transaction(engine) as session:
-        for email in READERS:
-            create_subscriber(
-                session,
-                email=email,
-                name="",
-                status=SubscriberStatus.ACTIVE,
-                source="test",
-                language="fr",
-                now=NOW,
-            )
-        create_subscriber(
-            session,
-            email="gone@example.org",
-            name="",
-            status=SubscriberStatus.UNSUBSCRIBED,
-            source="test",
-            language="fr",
-            now=NOW,
-        )
+    engine, _ = open_site(config)
+    add_readers(engine, READERS)
+    add_readers(engine, ["gone@example.org"], SubscriberStatus.UNSUBSCRIBED)
     return config, engine
 
 
@@ -140,20 +119,8 @@ async def test_bounces_show_as_failed_with_the_latest_errors(
     )
     with SMTPServer(handler) as server:
         config = make_config(sqlite_url, smtp_port=server.port)
-        engine = make_engine(config.database_url)
-        upgrade_database(engine)
-        make_editor(engine)
-        with transaction(engine) as session:
-            for email in ("ana@example.org", "bea@example.org"):
-                create_subscriber(
-                    session,
-                    email=email,
-                    name="",
-                    status=SubscriberStatus.ACTIVE,
-                    source="test",
-                    language="fr",
-                    now=NOW,
-                )
+        engine, _ = open_site(config)
+        add_readers(engine, ["ana@example.org", "bea@example.org"])
         admin = sign_in(make_client(config, engine))
         admin.post("/admin/issue/links", {"url": "https://example.org/a", "title": "Un lien"})
         response = admin.post("/admin/issue/send", {"confirm": "yes"})

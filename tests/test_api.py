@@ -12,13 +12,11 @@ from starlette.testclient import TestClient
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.db import make_engine, transaction, upgrade_database
+from newsletter.db import transaction
 from newsletter.models import Link, Pause
 from newsletter.sender import run_sender
 from newsletter.web.api import OPERATIONS
-from subscribers.models import SubscriberStatus
-from subscribers.store import create_subscriber
-from tests.admin_support import EMAIL, NOW, make_client, make_editor
+from tests.admin_support import EMAIL, add_readers, make_client, open_site
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer
 
@@ -28,20 +26,8 @@ def site(
     make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
 ) -> tuple[Config, Engine, str]:
     config = make_config(sqlite_url, smtp_port=smtp_server.port)
-    engine = make_engine(config.database_url)
-    upgrade_database(engine)
-    token = make_editor(engine)
-    with transaction(engine) as session:
-        for email in ("ana@example.org", "bea@example.org"):
-            create_subscriber(
-                session,
-                email=email,
-                name="",
-                status=SubscriberStatus.ACTIVE,
-                source="t",
-                language="fr",
-                now=NOW,
-            )
+    engine, token = open_site(config)
+    add_readers(engine, ["ana@example.org", "bea@example.org"], source="t")
     return config, engine, token
 
 

@@ -16,13 +16,13 @@ from sqlalchemy import Engine
 
 from newsletter.config import Config
 from newsletter.content import queue_link
-from newsletter.db import make_engine, transaction, upgrade_database
+from newsletter.db import transaction
 from newsletter.publish import publish_next_issue
 from newsletter.web.api import OPERATIONS
 from newsletter.web.app import create_app
 from subscribers.models import SubscriberStatus
 from subscribers.store import create_subscriber
-from tests.admin_support import NOW, make_editor
+from tests.admin_support import NOW, open_site
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer
 
@@ -35,9 +35,7 @@ def api_schema(
     make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
 ) -> Iterator[Any]:
     config = make_config(sqlite_url, smtp_port=smtp_server.port)
-    engine = make_engine(config.database_url)
-    upgrade_database(engine)
-    TOKEN["value"] = make_editor(engine)
+    engine, TOKEN["value"] = open_site(config)
     _seed(engine, config)
     app = create_app(config, engine)
     yield schemathesis.openapi.from_asgi("/api/openapi.json", app)

@@ -17,12 +17,9 @@ from sqlalchemy import Engine
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.db import make_engine, transaction, upgrade_database
 from newsletter.delivery import delivery_service
 from newsletter.web.app import create_app
-from subscribers.models import SubscriberStatus
-from subscribers.store import create_subscriber
-from tests.admin_support import EMAIL, NOW, PASSWORD, make_editor
+from tests.admin_support import EMAIL, PASSWORD, add_readers, open_site
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer, free_port
 from tests.web_support import wait_until_started
@@ -69,20 +66,8 @@ def live(
     config = make_config(
         sqlite_url, smtp_port=smtp_server.port, web__base_url=f"http://127.0.0.1:{port}"
     )
-    engine = make_engine(config.database_url)
-    upgrade_database(engine)
-    make_editor(engine)
-    with transaction(engine) as session:
-        for email in READERS:
-            create_subscriber(
-                session,
-                email=email,
-                name="",
-                status=SubscriberStatus.ACTIVE,
-                source="test",
-                language="fr",
-                now=NOW,
-            )
+    engine, _ = open_site(config)
+    add_readers(engine, READERS)
     with LiveServer(config, engine, port) as server:
         yield server
     engine.dispose()
