@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from tests.harness import IN_CI
 
@@ -74,7 +75,7 @@ def wait_until_started(
 class ServerThread:
     """uvicorn in a background thread, stopped by flagging ``should_exit``."""
 
-    def __init__(self, app: object, port: int) -> None:
+    def __init__(self, app: ASGIApp, port: int) -> None:
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
         )
