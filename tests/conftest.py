@@ -120,17 +120,24 @@ def config(make_config: ConfigFactory, db_url: str, smtp_server: SMTPServer) -> 
 
 
 @pytest.fixture
-def served(
+def public_site(
     make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
-) -> Iterator[tuple[Config, str]]:
-    """The app on a migrated SQLite file, served by uvicorn on loopback: its config and URL."""
+) -> Iterator[tuple[Config, Engine]]:
+    """A config whose relay is the test's SMTP server, and its migrated SQLite file."""
     config = make_config(sqlite_url, smtp_port=smtp_server.port)
     engine = make_engine(sqlite_url)
     upgrade_database(engine)
+    yield config, engine
+    engine.dispose()
+
+
+@pytest.fixture
+def served(public_site: tuple[Config, Engine]) -> Iterator[tuple[Config, str]]:
+    """The app on ``public_site``, served by uvicorn on loopback: its config and URL."""
+    config, engine = public_site
     port = free_port()
     with ServerThread(create_app(config, engine), port):
         yield config, f"http://127.0.0.1:{port}"
-    engine.dispose()
 
 
 @pytest.fixture

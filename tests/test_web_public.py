@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from xml.etree import ElementTree
 
@@ -30,17 +30,6 @@ from tests.subscriber_helpers import (
 BASE = "https://liens.example.org"
 
 
-@pytest.fixture
-def site(
-    make_config: ConfigFactory, sqlite_url: str, smtp_server: SMTPServer
-) -> Iterator[tuple[Config, Engine]]:
-    config = make_config(sqlite_url, smtp_port=smtp_server.port)
-    engine = make_engine(sqlite_url)
-    upgrade_database(engine)
-    yield config, engine
-    engine.dispose()
-
-
 def subscriber(engine: Engine, email: str) -> Subscriber | None:
     with transaction(engine) as session:
         return session.scalars(
@@ -55,11 +44,11 @@ def consent_kinds(engine: Engine) -> list[tuple[str, str]]:
 
 
 async def test_subscribe_confirm_welcome_and_one_click_unsubscribe(
-    site: tuple[Config, Engine], smtp_server: SMTPServer
+    public_site: tuple[Config, Engine], smtp_server: SMTPServer
 ) -> None:
     """A visitor subscribes, confirms from the emailed link, gets a welcome email holding the
     latest issue with their own links, and leaves with the mail client's one-click POST."""
-    config, engine = site
+    config, engine = public_site
     number = send_issue(engine, config)
     async with client_for(config, engine) as browser:
         token = await csrf_from(browser)
@@ -122,10 +111,10 @@ MULTIPART = (
     ids=["gmail-urlencoded", "yahoo-multipart"],
 )
 async def test_rfc8058_one_click_post_unsubscribes_at_once(
-    site: tuple[Config, Engine], content_type: str, body: bytes
+    public_site: tuple[Config, Engine], content_type: str, body: bytes
 ) -> None:
     """An RFC 8058 POST, urlencoded or multipart, unsubscribes with 200 and no redirect."""
-    config, engine = site
+    config, engine = public_site
     sub_id = add_active(engine, "reader@example.org")
     path = f"/u/{make_unsubscribe_token(config.secret_key, sub_id)}"
     async with client_for(config, engine) as client:
@@ -155,9 +144,9 @@ def add_active(engine: Engine, email: str) -> int:
         return row.id
 
 
-async def test_bad_tokens_get_400_and_change_nothing(site: tuple[Config, Engine]) -> None:
+async def test_bad_tokens_get_400_and_change_nothing(public_site: tuple[Config, Engine]) -> None:
     """Forged, truncated and other-purpose tokens get a 400 page; nobody is unsubscribed."""
-    config, engine = site
+    config, engine = public_site
     sub_id = add_active(engine, "keep@example.org")
     good = make_unsubscribe_token(config.secret_key, sub_id)
     confirm_token = make_confirm_token(config.secret_key, sub_id, utc_now())
@@ -176,9 +165,11 @@ async def test_bad_tokens_get_400_and_change_nothing(site: tuple[Config, Engine]
     assert consent_kinds(engine) == []
 
 
-async def test_get_on_unsubscribe_link_only_shows_a_button(site: tuple[Config, Engine]) -> None:
+async def test_get_on_unsubscribe_link_only_shows_a_button(
+    public_site: tuple[Config, Engine],
+) -> None:
     """GET /u/TOKEN shows a one-button form and a way back, and unsubscribes nobody."""
-    config, engine = site
+    config, engine = public_site
     sub_id = add_active(engine, "scanned@example.org")
     async with client_for(config, engine) as client:
         page = await client.get(f"/u/{make_unsubscribe_token(config.secret_key, sub_id)}")
@@ -189,11 +180,11 @@ async def test_get_on_unsubscribe_link_only_shows_a_button(site: tuple[Config, E
 
 
 async def test_subscribe_answer_is_the_same_for_every_state_and_throttled(
-    site: tuple[Config, Engine], smtp_server: SMTPServer
+    public_site: tuple[Config, Engine], smtp_server: SMTPServer
 ) -> None:
     """New, pending, active and unsubscribed addresses get the same page; a pending address
     gets at most one confirmation per interval."""
-    config, engine = site
+    config, engine = public_site
     add_active(engine, "active@example.org")
     gone_id = add_active(engine, "gone@example.org")
     async with client_for(config, engine) as client:
@@ -218,10 +209,10 @@ async def test_subscribe_answer_is_the_same_for_every_state_and_throttled(
 
 
 async def test_expired_confirmation_offers_a_new_link(
-    site: tuple[Config, Engine], smtp_server: SMTPServer
+    public_site: tuple[Config, Engine], smtp_server: SMTPServer
 ) -> None:
     """An expired link shows a button that sends a fresh confirmation, which then works."""
-    config, engine = site
+    config, engine = public_site
     async with client_for(config, engine) as client:
         token = await csrf_from(client)
         await client.post("/subscribe", data={"csrf_token": token, "email": "late@example.org"})
@@ -247,11 +238,11 @@ async def test_expired_confirmation_offers_a_new_link(
 
 
 async def test_bad_input_honeypot_csrf_size_and_rate_limit(
-    site: tuple[Config, Engine], smtp_server: SMTPServer
+    public_site: tuple[Config, Engine], smtp_server: SMTPServer
 ) -> None:
     """Invalid address -> 400 form with a message; honeypot -> same page, nothing stored;
     no CSRF -> 403; oversized body -> 413; too many sign-ups from one IP -> 429."""
-    config, engine = site
+    config, engine = public_site
     async with client_for(config, engine, subscribe_limiter=RateLimiter(4, 600)) as client:
         token = await csrf_from(client)
         bad = await client.post("/subscribe", data={"csrf_token": token, "email": "not-an-address"})
@@ -278,10 +269,10 @@ async def test_bad_input_honeypot_csrf_size_and_rate_limit(
 
 
 async def test_resubscribe_keeps_old_unsubscribe_link_valid(
-    site: tuple[Config, Engine], smtp_server: SMTPServer
+    public_site: tuple[Config, Engine], smtp_server: SMTPServer
 ) -> None:
     """After leaving and confirming again, the unsubscribe link from an old email still works."""
-    config, engine = site
+    config, engine = public_site
     sub_id = add_active(engine, "back@example.org")
     old_link = f"/u/{make_unsubscribe_token(config.secret_key, sub_id)}"
     async with client_for(config, engine) as client:
@@ -299,9 +290,9 @@ async def test_resubscribe_keeps_old_unsubscribe_link_valid(
     assert kinds == ["unsubscribed", "requested", "resubscribed", "unsubscribed"]
 
 
-async def test_pages_headers_archive_and_feed(site: tuple[Config, Engine]) -> None:
+async def test_pages_headers_archive_and_feed(public_site: tuple[Config, Engine]) -> None:
     """Every page carries the security headers; sent issues show in the archive and feed."""
-    config, engine = site
+    config, engine = public_site
     number = send_issue(engine, config)
     async with client_for(config, engine) as client:
         home = await client.get("/")
@@ -331,7 +322,7 @@ async def test_pages_headers_archive_and_feed(site: tuple[Config, Engine]) -> No
 
 
 async def test_journey_through_a_real_digest(
-    site: tuple[Config, Engine], smtp_server: SMTPServer
+    public_site: tuple[Config, Engine], smtp_server: SMTPServer
 ) -> None:
     """Subscribe and confirm on the site, receive the published digest from the sender, leave
     with the digest's one-click header, and get nothing from the next issue."""
@@ -339,7 +330,7 @@ async def test_journey_through_a_real_digest(
     from newsletter.publish import publish_next_issue
     from newsletter.sender import run_sender
 
-    config, engine = site
+    config, engine = public_site
     async with client_for(config, engine) as browser:
         token = await csrf_from(browser)
         await browser.post("/subscribe", data={"csrf_token": token, "email": "dora@example.org"})
@@ -396,9 +387,9 @@ async def test_pages_speak_the_list_language(
     engine.dispose()
 
 
-async def test_streamed_oversized_body_gets_413(site: tuple[Config, Engine]) -> None:
+async def test_streamed_oversized_body_gets_413(public_site: tuple[Config, Engine]) -> None:
     """A body streamed without Content-Length is cut off with 413 once over the limit."""
-    config, engine = site
+    config, engine = public_site
 
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(40):
