@@ -86,3 +86,8 @@ def sign_in(client: TestClient, email: str = EMAIL, password: str = PASSWORD) ->
     )
     assert response.status_code == 303, response.text
     return Admin(client, csrf)
+
+
+def signed_in(config: Config, engine: Engine) -> Admin:
+    """A client of the app on ``engine``, signed in as the editor ``open_site`` added."""
+    return sign_in(make_client(config, engine))

@@ -11,7 +11,15 @@ from starlette.routing import Route
 from newsletter.cli import main
 from newsletter.config import Config
 from newsletter.web import admin
-from tests.admin_support import EMAIL, PASSWORD, csrf_from, make_client, open_site, sign_in
+from tests.admin_support import (
+    EMAIL,
+    PASSWORD,
+    csrf_from,
+    make_client,
+    open_site,
+    sign_in,
+    signed_in,
+)
 from tests.conftest import ConfigFactory
 
 
@@ -87,7 +95,7 @@ def test_every_admin_route_refuses_anonymous_requests(site: tuple[Config, Engine
 
 def test_every_admin_post_refuses_a_missing_csrf_token(site: tuple[Config, Engine]) -> None:
     """A signed-in editor's POST without the CSRF field is refused with 403."""
-    admin_client = sign_in(make_client(*site))
+    admin_client = signed_in(*site)
     for method, path in _admin_paths():
         if method == "POST":
             response = admin_client.client.post(path, data={"x": "1"})

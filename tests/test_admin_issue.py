@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.models import IssueDraft, Link
-from tests.admin_support import EMAIL, Admin, make_client, open_site, sign_in
+from tests.admin_support import EMAIL, Admin, open_site, signed_in
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer
 
@@ -25,7 +25,7 @@ def site(
 
 @pytest.fixture
 def admin(site: tuple[Config, Engine]) -> Admin:
-    return sign_in(make_client(*site))
+    return signed_in(*site)
 
 
 def _queue(admin: Admin, title: str, url: str) -> None:

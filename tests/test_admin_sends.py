@@ -15,7 +15,7 @@ from newsletter.db import transaction
 from newsletter.models import Issue, IssueStatus, SendRun
 from newsletter.sender import run_sender
 from subscribers.models import SubscriberStatus
-from tests.admin_support import Admin, add_readers, make_client, open_site, sign_in
+from tests.admin_support import Admin, add_readers, open_site, signed_in
 from tests.conftest import ConfigFactory
 from tests.delivery_support import FaultHandler
 from tests.harness import SMTPServer
@@ -34,7 +34,7 @@ def site(make_config: ConfigFactory, db_url: str, smtp_server: SMTPServer) -> tu
 
 @pytest.fixture
 def admin(site: tuple[Config, Engine]) -> Admin:
-    admin = sign_in(make_client(*site))
+    admin = signed_in(*site)
     admin.post(
         "/admin/issue/links",
         {"url": "https://example.org/a", "title": "Un lien", "source": "Mediapart"},
@@ -100,7 +100,7 @@ async def test_paused_send_sends_nothing_until_resumed(
 def test_send_without_links_is_refused(site: tuple[Config, Engine]) -> None:
     """With nothing queued, "send now" explains why and starts no send."""
     config, engine = site
-    admin = sign_in(make_client(config, engine))
+    admin = signed_in(config, engine)
     response = admin.post("/admin/issue/send", {"confirm": "yes"})
     assert response.status_code == 422  # type: ignore[attr-defined]
     with transaction(engine) as session:
@@ -121,7 +121,7 @@ async def test_bounces_show_as_failed_with_the_latest_errors(
         config = make_config(sqlite_url, smtp_port=server.port)
         engine, _ = open_site(config)
         add_readers(engine, ["ana@example.org", "bea@example.org"])
-        admin = sign_in(make_client(config, engine))
+        admin = signed_in(config, engine)
         admin.post("/admin/issue/links", {"url": "https://example.org/a", "title": "Un lien"})
         response = admin.post("/admin/issue/send", {"confirm": "yes"})
         run_id = int(response.headers["location"].rsplit("/", 1)[1])  # type: ignore[attr-defined]

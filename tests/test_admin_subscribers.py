@@ -13,7 +13,7 @@ from newsletter.config import Config
 from newsletter.db import transaction
 from subscribers.models import ConsentKind, Subscriber, SubscriberStatus
 from subscribers.store import ConsentContext, create_subscriber, record_consent
-from tests.admin_support import Admin, make_client, open_site, sign_in
+from tests.admin_support import Admin, open_site, signed_in
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer
 
@@ -55,7 +55,7 @@ def site(
 
 @pytest.fixture
 def admin(site: tuple[Config, Engine]) -> Admin:
-    return sign_in(make_client(*site))
+    return signed_in(*site)
 
 
 def test_counts_search_filter_and_chart(admin: Admin) -> None:
