@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from newsletter import content, schedule_commands
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.delivery import pause_run, resume_run, run_progress
+from newsletter.delivery import pause_run, resume_run
 from newsletter.errors import InvalidInputError, NotFoundError
 from newsletter.models import Link, SendRun
 from newsletter.schedule import parse_local_date, parse_local_datetime
@@ -26,7 +26,7 @@ from newsletter.web.admin.preview import render_next_issue, send_test_to
 from newsletter.web.admin.sends import (
     active_count,
     csv_lines,
-    progress_dict,
+    progress_json,
     publish_now,
     report_rows,
 )
@@ -181,16 +181,14 @@ async def list_sends(request: Request) -> Response:
     def work(session: Session) -> dict[str, Any]:
         now = utc_now()
         ids = session.scalars(select(SendRun.id).order_by(SendRun.id.desc()).limit(50)).all()
-        return {"sends": [progress_dict(run_progress(session, i, now)) for i in ids]}
+        return {"sends": [progress_json(session, i, now) for i in ids]}
 
     return ok(await run_db(request, work))
 
 
 async def get_send(request: Request) -> Response:
     run_id = path_id(request, "run_id")
-    return ok(
-        await run_db(request, lambda ses: progress_dict(run_progress(ses, run_id, utc_now())))
-    )
+    return ok(await run_db(request, lambda ses: progress_json(ses, run_id, utc_now())))
 
 
 async def pause_send(request: Request) -> Response:
@@ -198,7 +196,7 @@ async def pause_send(request: Request) -> Response:
 
     def work(session: Session) -> dict[str, Any]:
         pause_run(session, run_id, reason, utc_now())
-        return progress_dict(run_progress(session, run_id, utc_now()))
+        return progress_json(session, run_id, utc_now())
 
     return ok(await run_db(request, work))
 
@@ -208,7 +206,7 @@ async def resume_send(request: Request) -> Response:
 
     def work(session: Session) -> dict[str, Any]:
         resume_run(session, run_id, utc_now())
-        return progress_dict(run_progress(session, run_id, utc_now()))
+        return progress_json(session, run_id, utc_now())
 
     return ok(await run_db(request, work))
 
@@ -216,11 +214,7 @@ async def resume_send(request: Request) -> Response:
 async def send_report(request: Request) -> Response:
     run_id = path_id(request, "run_id")
 
-    def work(session: Session) -> list[tuple[str, ...]]:
-        get_run(session, run_id)
-        return report_rows(session, run_id)
-
-    rows = await run_db(request, work)
+    rows = await run_db(request, lambda s: report_rows(s, run_id))
     return StreamingResponse(csv_lines(rows), media_type="text/csv; charset=utf-8")
 
 

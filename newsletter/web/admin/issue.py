@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,7 +15,15 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
 from newsletter.web.admin.auth import editor_required
-from newsletter.web.admin.common import error_status, field, int_field, redirect, run_db, tags_field
+from newsletter.web.admin.common import (
+    action_flash,
+    field,
+    int_field,
+    page_status,
+    run_action,
+    run_db,
+    tags_field,
+)
 from newsletter.web.admin.templating import render_page
 
 DONE_MESSAGES = {
@@ -45,19 +54,36 @@ async def _page(
 ) -> Response:
     config: Config = request.app.state.config
     context = await run_db(request, lambda s: _issue_context(s, config))
-    done = DONE_MESSAGES.get(request.query_params.get("done", ""), "")
-    context.update(
-        flash=str(error) if error else done,
-        flash_kind="error" if error else "ok",
-        form=form or {},
-    )
-    status = error_status(error) if error else 200
-    return render_page(request, "issue.html", context, status_code=status)
+    context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
+    return render_page(request, "issue.html", context, status_code=page_status(error))
 
 
 async def issue_error_page(request: Request, error: NewsletterError) -> Response:
     """The issue page again, showing what went wrong with the editor's last action."""
     return await _page(request, error=error)
+
+
+async def _act(
+    request: Request, done: str, work: Callable[[Session], object], form: Any = None
+) -> Response:
+    """Run ``work``, then back to the issue page with the ``done`` message or the error (and,
+    with ``form``, the fields the editor typed)."""
+
+    async def on_error(exc: NewsletterError) -> Response:
+        return await _page(request, error=exc, form=form)
+
+    return await run_action(request, work, f"/admin/issue?done={done}", on_error)
+
+
+def _link_fields(form: Any) -> dict[str, Any]:
+    """The fields of the link form, as ``content.queue_link``/``update_link`` take them."""
+    return {
+        "url": field(form, "url").strip(),
+        "title": field(form, "title"),
+        "source": field(form, "source"),
+        "excerpt": field(form, "excerpt"),
+        "tags": tags_field(form),
+    }
 
 
 @editor_required
@@ -69,46 +95,18 @@ async def issue_page(request: Request) -> Response:
 async def add_link(request: Request) -> Response:
     form = await request.form()
     now = utc_now()
-
-    def work(session: Session) -> None:
-        content.queue_link(
-            session,
-            url=field(form, "url").strip(),
-            title=field(form, "title"),
-            source=field(form, "source"),
-            excerpt=field(form, "excerpt"),
-            tags=tags_field(form),
-            now=now,
-        )
-
-    try:
-        await run_db(request, work)
-    except NewsletterError as exc:
-        return await _page(request, error=exc, form=form)
-    return redirect("/admin/issue?done=added")
+    return await _act(
+        request, "added", lambda s: content.queue_link(s, **_link_fields(form), now=now), form
+    )
 
 
 @editor_required
 async def edit_link(request: Request) -> Response:
     form = await request.form()
     link_id = int(request.path_params["link_id"])
-
-    def work(session: Session) -> None:
-        content.update_link(
-            session,
-            link_id,
-            url=field(form, "url").strip(),
-            title=field(form, "title"),
-            source=field(form, "source"),
-            excerpt=field(form, "excerpt"),
-            tags=tags_field(form),
-        )
-
-    try:
-        await run_db(request, work)
-    except NewsletterError as exc:
-        return await _page(request, error=exc)
-    return redirect("/admin/issue?done=saved")
+    return await _act(
+        request, "saved", lambda s: content.update_link(s, link_id, **_link_fields(form))
+    )
 
 
 @editor_required
@@ -117,20 +115,15 @@ async def move_link(request: Request) -> Response:
     link_id = int(request.path_params["link_id"])
     try:
         position = int_field(form, "position")
-        await run_db(request, lambda s: content.move_link(s, link_id, position))
     except NewsletterError as exc:
         return await _page(request, error=exc)
-    return redirect("/admin/issue?done=moved")
+    return await _act(request, "moved", lambda s: content.move_link(s, link_id, position))
 
 
 @editor_required
 async def remove_link(request: Request) -> Response:
     link_id = int(request.path_params["link_id"])
-    try:
-        await run_db(request, lambda s: content.remove_link(s, link_id))
-    except NewsletterError as exc:
-        return await _page(request, error=exc)
-    return redirect("/admin/issue?done=removed")
+    return await _act(request, "removed", lambda s: content.remove_link(s, link_id))
 
 
 @editor_required
@@ -142,11 +135,7 @@ async def save_draft(request: Request) -> Response:
         content.set_intro(session, field(form, "intro"), now)
         content.set_subject(session, field(form, "subject"), now)
 
-    try:
-        await run_db(request, work)
-    except NewsletterError as exc:
-        return await _page(request, error=exc)
-    return redirect("/admin/issue?done=draft")
+    return await _act(request, "draft", work)
 
 
 routes = [

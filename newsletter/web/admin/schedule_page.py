@@ -17,7 +17,7 @@ from newsletter.config import Config
 from newsletter.errors import NewsletterError
 from newsletter.schedule import parse_local_date, parse_local_datetime
 from newsletter.web.admin.auth import editor_required
-from newsletter.web.admin.common import error_status, field, redirect, run_db
+from newsletter.web.admin.common import action_flash, field, page_status, run_action, run_db
 from newsletter.web.admin.templating import render_page
 
 WEEKS_SHOWN = 8
@@ -42,9 +42,8 @@ def schedule_context(session: Session, config: Config) -> dict[str, Any]:
 async def _page(request: Request, error: NewsletterError | None = None) -> Response:
     config: Config = request.app.state.config
     context = await run_db(request, lambda s: schedule_context(s, config))
-    done = DONE_MESSAGES.get(request.query_params.get("done", ""), "")
-    context.update(flash=str(error) if error else done, flash_kind="error" if error else "ok")
-    return render_page(request, "schedule.html", context, error_status(error) if error else 200)
+    context.update(action_flash(request, DONE_MESSAGES, error))
+    return render_page(request, "schedule.html", context, page_status(error))
 
 
 @editor_required
@@ -61,11 +60,12 @@ async def _act(request: Request, done: str, action: Any) -> Response:
     config: Config = request.app.state.config
     form = await request.form()
     now = utc_now()
-    try:
-        await run_db(request, lambda s: action(s, config, form, now))
-    except NewsletterError as exc:
+
+    async def on_error(exc: NewsletterError) -> Response:
         return await _page(request, exc)
-    return redirect(f"/admin/schedule?done={done}")
+
+    location = f"/admin/schedule?done={done}"
+    return await run_action(request, lambda s: action(s, config, form, now), location, on_error)
 
 
 @editor_required

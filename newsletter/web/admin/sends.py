@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from newsletter.models import Delivery, Issue, RunStatus, SendRun
 from newsletter.publish import issue_run_key, publish_next_issue
 from newsletter.send_runs import get_run
 from newsletter.web.admin.auth import editor_required
-from newsletter.web.admin.common import error_status, field, redirect, run_db
+from newsletter.web.admin.common import error_status, field, redirect, run_action, run_db
 from newsletter.web.admin.templating import render_page
 from subscribers.models import SubscriberStatus
 from subscribers.store import count_by_status
@@ -42,6 +43,11 @@ def publish_now(session: Session, config: Config) -> int:
     run_id = session.scalar(select(SendRun.id).where(SendRun.key == issue_run_key(issue.number)))
     assert run_id is not None  # publish_next_issue started it in this transaction
     return run_id
+
+
+def progress_json(session: Session, run_id: int, now: datetime) -> dict[str, Any]:
+    """The JSON progress of run ``run_id``; raises ``NotFoundError``."""
+    return progress_dict(run_progress(session, run_id, now))
 
 
 def progress_dict(progress: RunProgress) -> dict[str, Any]:
@@ -139,35 +145,34 @@ async def send_page(request: Request) -> Response:
 async def send_json(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
     try:
-        progress = await run_db(request, lambda s: run_progress(s, run_id, utc_now()))
+        data = await run_db(request, lambda s: progress_json(s, run_id, utc_now()))
     except NewsletterError as exc:
         return JSONResponse({"error": str(exc)}, status_code=error_status(exc))
-    return JSONResponse(progress_dict(progress), headers={"cache-control": "no-store"})
+    return JSONResponse(data, headers={"cache-control": "no-store"})
+
+
+async def _error_page(request: Request, exc: NewsletterError) -> Response:
+    context = {"flash": str(exc), "flash_kind": "error"}
+    return render_page(request, "error.html", context, error_status(exc))
+
+
+async def _act_on_run(request: Request, done: str, work: Callable[[Session], object]) -> Response:
+    run_id = int(request.path_params["run_id"])
+    location = f"/admin/sends/{run_id}?done={done}"
+    return await run_action(request, work, location, lambda exc: _error_page(request, exc))
 
 
 @editor_required
 async def pause(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
     reason = field(await request.form(), "reason")
-    try:
-        await run_db(request, lambda s: pause_run(s, run_id, reason, utc_now()))
-    except NewsletterError as exc:
-        return render_page(
-            request, "error.html", {"flash": str(exc), "flash_kind": "error"}, error_status(exc)
-        )
-    return redirect(f"/admin/sends/{run_id}?done=paused")
+    return await _act_on_run(request, "paused", lambda s: pause_run(s, run_id, reason, utc_now()))
 
 
 @editor_required
 async def resume(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
-    try:
-        await run_db(request, lambda s: resume_run(s, run_id, utc_now()))
-    except NewsletterError as exc:
-        return render_page(
-            request, "error.html", {"flash": str(exc), "flash_kind": "error"}, error_status(exc)
-        )
-    return redirect(f"/admin/sends/{run_id}?done=resumed")
+    return await _act_on_run(request, "resumed", lambda s: resume_run(s, run_id, utc_now()))
 
 
 # --- the delivery report ---------------------------------------------------------------------
@@ -176,7 +181,9 @@ REPORT_COLUMNS = ("email", "status", "attempts", "last_error", "sent_at")
 
 
 def report_rows(session: Session, run_id: int) -> list[tuple[str, ...]]:
-    """One row per recipient of the run, in snapshot order."""
+    """One row per recipient of the run, in snapshot order; raises ``NotFoundError`` when there
+    is no such run."""
+    get_run(session, run_id)
     query = (
         select(
             Delivery.email,
@@ -214,13 +221,8 @@ def _safe_cells(row: tuple[str, ...]) -> tuple[str, ...]:
 @editor_required
 async def report_csv(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
-
-    def work(session: Session) -> list[tuple[str, ...]]:
-        get_run(session, run_id)
-        return report_rows(session, run_id)
-
     try:
-        rows = await run_db(request, work)
+        rows = await run_db(request, lambda s: report_rows(s, run_id))
     except NewsletterError as exc:
         return JSONResponse({"error": str(exc)}, status_code=error_status(exc))
     filename = f"delivery-report-{run_id}.csv"
