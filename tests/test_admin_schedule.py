@@ -10,37 +10,24 @@ from sqlalchemy import Engine, select
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.db import make_engine, transaction, upgrade_database
+from newsletter.db import transaction
 from newsletter.models import Pause, SendRun, SlotOverride
 from newsletter.schedule_commands import planned_slots
-from subscribers.models import SubscriberStatus
-from subscribers.store import create_subscriber
-from tests.admin_support import NOW, Admin, make_client, make_editor, sign_in
+from tests.admin_support import Admin, add_readers, open_site, signed_in
 from tests.conftest import ConfigFactory
 
 
 @pytest.fixture
 def site(make_config: ConfigFactory, sqlite_url: str) -> tuple[Config, Engine]:
     config = make_config(sqlite_url)
-    engine = make_engine(config.database_url)
-    upgrade_database(engine)
-    make_editor(engine)
-    with transaction(engine) as session:
-        create_subscriber(
-            session,
-            email="ana@example.org",
-            name="",
-            status=SubscriberStatus.ACTIVE,
-            source="test",
-            language="fr",
-            now=NOW,
-        )
+    engine, _ = open_site(config)
+    add_readers(engine, ["ana@example.org"])
     return config, engine
 
 
 @pytest.fixture
 def admin(site: tuple[Config, Engine]) -> Admin:
-    return sign_in(make_client(*site))
+    return signed_in(*site)
 
 
 def _local_day(config: Config, days: int) -> str:
