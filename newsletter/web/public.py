@@ -148,6 +148,20 @@ def csrf_failed(request: Request) -> Response:
     )
 
 
+async def csrf_refusal(request: Request) -> Response | None:
+    """None when the POSTed form carries a valid CSRF token; else the page refusing it."""
+    try:
+        check_csrf(request, await read_form(request))
+    except (CSRFError, InvalidInputError):
+        return csrf_failed(request)
+    return None
+
+
+def confirm_expired(request: Request, token: str) -> Response:
+    """The page of an expired confirmation link, offering to send a new one (status 410)."""
+    return render_page(request, "confirm_expired.html", {"token": token}, status_code=410)
+
+
 async def send_mail(request: Request, mail: optin.ConfirmationMail | optin.WelcomeMail) -> None:
     """Send after commit. A relay failure is logged, not shown: the page must not reveal
     anything about the address, and the person can ask again once the interval passed."""
@@ -250,7 +264,7 @@ async def confirm_page(request: Request) -> Response:
     try:
         await in_transaction(request, lambda s: optin.check_confirm_token(s, config, token, now))
     except ExpiredTokenError:
-        return render_page(request, "confirm_expired.html", {"token": token}, status_code=410)
+        return confirm_expired(request, token)
     except TokenError:
         return invalid_link(request)
     return render_page(request, "confirm.html", {"token": token})
@@ -259,10 +273,8 @@ async def confirm_page(request: Request) -> Response:
 async def confirm(request: Request) -> Response:
     _ = page_gettext(request)
     token = str(request.path_params["token"])
-    try:
-        check_csrf(request, await read_form(request))
-    except (CSRFError, InvalidInputError):
-        return csrf_failed(request)
+    if (refused := await csrf_refusal(request)) is not None:
+        return refused
     config, now, context = request.app.state.config, utc_now(), consent_context(request, "web")
     try:
         mail = await in_transaction(
@@ -270,7 +282,7 @@ async def confirm(request: Request) -> Response:
             lambda s: optin.confirm_subscription(s, config, token, context=context, now=now),
         )
     except ExpiredTokenError:
-        return render_page(request, "confirm_expired.html", {"token": token}, status_code=410)
+        return confirm_expired(request, token)
     except TokenError:
         return invalid_link(request)
     page = message_page(
@@ -284,10 +296,8 @@ async def confirm(request: Request) -> Response:
 async def renew(request: Request) -> Response:
     _ = page_gettext(request)
     token = str(request.path_params["token"])
-    try:
-        check_csrf(request, await read_form(request))
-    except (CSRFError, InvalidInputError):
-        return csrf_failed(request)
+    if (refused := await csrf_refusal(request)) is not None:
+        return refused
     config, now = request.app.state.config, utc_now()
     try:
         mail = await in_transaction(
