@@ -4,7 +4,7 @@ Run on its own with ``python scheduler.py`` (or ``newsletter scheduler``); ``new
 runs the same scheduler inside its process through ``scheduler_service``.
 
 The database is the truth (design decision 1): every decision lives in
-``newsletter.dispatch``, which records one row per slot, so a job that fires twice or two
+``newsletter.schedule.dispatch``, which records one row per slot, so a job that fires twice or two
 schedulers on one database still send once. Two jobs call it:
 
 - ``weekly-slot``: a ``CronTrigger`` on ``[schedule] day``/``time`` in ``[schedule] timezone``
@@ -43,10 +43,10 @@ from sqlalchemy import Engine
 from newsletter.clock import utc_now
 from newsletter.config import Config, load_config
 from newsletter.db import make_engine
-from newsletter.dispatch import dispatch_due, grace_of, schedule_of
 from newsletter.errors import NewsletterError
 from newsletter.models import Slot
-from newsletter.schedule import WEEKDAYS
+from newsletter.schedule.dispatch import dispatch_due, grace_of, schedule_of
+from newsletter.schedule.policy import WEEKDAYS
 
 SLOT_JOB = "weekly-slot"
 CHECK_JOB = "schedule-check"
@@ -162,7 +162,7 @@ async def run_standalone(config: Config, engine: Engine, *, with_sender: bool = 
     """``python scheduler.py``: the schedule (and, unless told not to, a delivery worker that
     sends what it starts) until SIGTERM or Ctrl-C. It runs even with ``[schedule] enabled``
     off, which only keeps ``serve`` from running a second schedule."""
-    from newsletter.delivery import delivery_service
+    from newsletter.sending.service import delivery_service
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

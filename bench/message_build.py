@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from newsletter.config import load_config
 from newsletter.content import IssueView, LinkView
-from newsletter.message import MessageTemplate, Recipient
-from newsletter.render import render_digest
+from newsletter.sending.message import MessageTemplate, Recipient
+from newsletter.sending.render import render_digest
 
 EXCERPT = (
     "Des jeunes pousses veulent redonner envie de participer à la vie locale : signaler un "

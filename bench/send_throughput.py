@@ -70,7 +70,7 @@ def _publish(session: Any, config: Any, now: Any) -> int:
     from newsletter.models import SendRun
 
     try:
-        from newsletter.publish import publish_next_issue
+        from newsletter.sending.publish import publish_next_issue
     except ImportError:  # publish.py not landed: the same steps by hand
         return _publish_by_hand(session, config, now)
     issue = publish_next_issue(session, config, now)
@@ -79,8 +79,8 @@ def _publish(session: Any, config: Any, now: Any) -> int:
 
 def _publish_by_hand(session: Any, config: Any, now: Any) -> int:
     from newsletter.content import assemble_issue, issue_view
-    from newsletter.render import render_digest
-    from newsletter.send_runs import start_send_run
+    from newsletter.sending.render import render_digest
+    from newsletter.sending.runs import start_send_run
 
     issue = assemble_issue(session, config, now)
     rendered = render_digest(config, issue_view(session, issue, config.timezone))
@@ -102,9 +102,9 @@ def message_size(config: Any, engine: Any, run_id: int) -> int:
     """Wire bytes of our message for one recipient of the run."""
     from newsletter.clock import utc_now
     from newsletter.db import transaction
-    from newsletter.message import MessageTemplate, Recipient
     from newsletter.models import SendRun
-    from newsletter.render import RenderedEmail
+    from newsletter.sending.message import MessageTemplate, Recipient
+    from newsletter.sending.render import RenderedEmail
     from subscribers.tokens import make_unsubscribe_token
 
     with transaction(engine) as session:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
@@ -19,8 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from newsletter.errors import ConfigError
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+from newsletter.resources import MIGRATIONS_DIR
 
 # Stable constraint names, so migrations can refer to them on every backend.
 NAMING_CONVENTION = {

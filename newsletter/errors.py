@@ -1,23 +1,76 @@
 """One exception tree for the whole product.
 
 The core raises these; only the edges (``newsletter.cli`` and ``newsletter.web``) translate
-them into exit codes or HTTP statuses.
+them into exit codes or HTTP statuses, and into the reader's language.
+
+An error carries a *message key* and values, never a finished sentence: the key is the English
+msgid with ``%(name)s`` placeholders (``"must be at most %(limit)s characters"``), so it is
+extracted into the gettext catalogues like any other string. ``str(error)`` is the English
+text, for logs and tests; ``error.render(gettext, label)`` is the text an edge shows, translated,
+with the field named the way that edge names it (a CLI flag, a form label).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Gettext = Callable[[str], str]
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def _fill(template: str, values: Mapping[str, Any]) -> str:
+    if not values:
+        return template
+    try:
+        return template % dict(values)
+    except (KeyError, ValueError, TypeError):
+        # A translation with a broken placeholder must not hide the error it describes.
+        return template
+
 
 class NewsletterError(Exception):
-    """Base of every error the product raises on purpose."""
+    """Base of every error the product raises on purpose.
+
+    ``key`` is the English msgid (with ``%(name)s`` placeholders), ``values`` fill it, and
+    ``where`` names the field, setting, file or line the problem is in, when known: a neutral
+    name (``until``, ``url``, ``[smtp] port``) that each edge turns into its own label.
+    """
 
     exit_code: int = 1
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, key: str, where: str | None = None, **values: Any) -> None:
+        self.key = key
+        self.where = where
+        self.values = values
+        super().__init__(self.render())
+
+    @property
+    def reason(self) -> str:
+        """The English text without the place, e.g. ``must not be empty``."""
+        return _fill(self.key, self.values)
+
+    @property
+    def message(self) -> str:
+        """The English text with the place, e.g. ``title: must not be empty``."""
+        return self.render()
+
+    def render(
+        self, gettext: Gettext = _identity, label: Callable[[str], str] | None = None
+    ) -> str:
+        """The text in the language of ``gettext``; ``label`` names ``where`` for the reader
+        (``None`` shows it as it is, and a label that returns ``""`` leaves it out)."""
+        text = _fill(gettext(self.key), self.values)
+        if self.where is None:
+            return text
+        place = label(self.where) if label else self.where
+        return f"{place}: {text}" if place else text
 
     def __str__(self) -> str:
-        return self.message
+        return self.render()
 
 
 class ConfigError(NewsletterError):
@@ -38,14 +91,9 @@ class InvalidInputError(NewsletterError):
 
     exit_code = 2
 
-    def __init__(self, message: str, where: str | None = None) -> None:
-        super().__init__(f"{where}: {message}" if where else message)
-        self.where = where
-        self.reason = message
-
 
 class HeaderInjectionError(InvalidInputError):
-    """A value meant for an email header contains a CR or LF."""
+    """A value meant for an email header contains a CR, an LF or another control character."""
 
 
 class IssueFileError(InvalidInputError):

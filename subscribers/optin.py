@@ -2,7 +2,7 @@
 
 The functions here decide and record; they never send mail. They return the mail to send as
 plain data (``ConfirmationMail``, ``WelcomeMail``) and the edge hands it, after the
-transaction committed, to a ``Mailer`` it was given (``newsletter.transactional`` implements
+transaction committed, to a ``Mailer`` it was given (``newsletter.sending.transactional`` implements
 one). This keeps ``subscribers`` below rendering and SMTP in the layer order.
 """
 

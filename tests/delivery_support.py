@@ -15,9 +15,9 @@ from sqlalchemy import Engine, insert, select
 
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.ledger import Claim
 from newsletter.models import Delivery
-from newsletter.sender import BuildFn, RunMessage
+from newsletter.sending.ledger import Claim
+from newsletter.sending.sender import BuildFn, RunMessage
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.harness import RecordingHandler
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from newsletter.clock import utc_now
 from newsletter.config import load_config
 from newsletter.db import make_engine
-from newsletter.sender import SenderOptions, run_sender
+from newsletter.sending.sender import SenderOptions, run_sender
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from newsletter.config import Config
 from newsletter.content import assemble_issue, issue_view, queue_link
 from newsletter.db import make_engine, transaction
 from newsletter.models import IssueStatus
-from newsletter.render import render_digest
+from newsletter.sending.render import render_digest
 from newsletter.web.app import create_app
 from subscribers.models import Subscriber
 from tests.harness import ReceivedMessage

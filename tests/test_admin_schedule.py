@@ -12,7 +12,7 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.models import Pause, SendRun, SlotOverride
-from newsletter.schedule_commands import planned_slots
+from newsletter.services.schedule import planned_slots
 from tests.admin_support import Admin, add_readers, open_site, signed_in
 from tests.conftest import ConfigFactory
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.models import Issue, IssueStatus, SendRun
-from newsletter.sender import run_sender
+from newsletter.sending.sender import run_sender
 from subscribers.models import SubscriberStatus
 from tests.admin_support import Admin, add_readers, open_site, signed_in
 from tests.conftest import ConfigFactory

@@ -14,8 +14,8 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.models import Link, Pause
-from newsletter.sender import run_sender
-from newsletter.web.api import OPERATIONS
+from newsletter.sending.sender import run_sender
+from newsletter.web.api.app import OPERATIONS
 from tests.admin_support import EMAIL, add_readers, make_client, open_site
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer

@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 from newsletter.config import Config
 from newsletter.content import queue_link
 from newsletter.db import transaction
-from newsletter.publish import publish_next_issue
-from newsletter.web.api import OPERATIONS
+from newsletter.sending.publish import publish_next_issue
+from newsletter.web.api.app import OPERATIONS
 from newsletter.web.app import create_app
 from subscribers.models import SubscriberStatus
 from subscribers.store import create_subscriber

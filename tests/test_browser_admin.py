@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.delivery import delivery_service
+from newsletter.sending.service import delivery_service
 from newsletter.web.app import create_app
 from tests.admin_support import EMAIL, PASSWORD, add_readers, open_site
 from tests.conftest import ConfigFactory

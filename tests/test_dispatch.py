@@ -10,10 +10,10 @@ from sqlalchemy import Engine, func, select
 from newsletter import content
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.dispatch import dispatch_due, dispatch_instant
 from newsletter.models import Delivery, Issue, Link, SendRun, Slot
-from newsletter.publish import publish_next_issue
-from newsletter.schedule_commands import (
+from newsletter.schedule.dispatch import dispatch_due, dispatch_instant
+from newsletter.sending.publish import publish_next_issue
+from newsletter.services.schedule import (
     delay_slot,
     pause_schedule,
     planned_slots,

@@ -10,10 +10,10 @@ from sqlalchemy import Engine, func, select
 
 from newsletter.config import Config, load_config
 from newsletter.db import make_engine, transaction
-from newsletter.delivery import run_sender
-from newsletter.dispatch import dispatch_due
 from newsletter.models import Delivery, Issue, Pause, SendRun, Slot
-from newsletter.schedule_commands import pause_schedule, start_pause_notice
+from newsletter.schedule.dispatch import dispatch_due
+from newsletter.sending.service import run_sender
+from newsletter.services.schedule import pause_schedule, start_pause_notice
 from tests.harness import SMTPServer
 from tests.test_dispatch import add_subscribers, paris, queue
 

@@ -22,11 +22,11 @@ from newsletter.cli import main
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import make_engine, transaction, upgrade_database
-from newsletter.delivery import SenderOptions, resume_run, run_sender, start_send_run
-from newsletter.ledger import Claim
 from newsletter.models import Delivery, RunStatus, SendRun
-from newsletter.send_runs import pause_run
-from newsletter.sender import BuildFn, RunMessage
+from newsletter.sending.ledger import Claim
+from newsletter.sending.runs import pause_run
+from newsletter.sending.sender import BuildFn, RunMessage
+from newsletter.sending.service import SenderOptions, resume_run, run_sender, start_send_run
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import ConfigFactory
 from tests.delivery_support import T0, FaultHandler, add_subscribers, delivery_counts

@@ -9,9 +9,15 @@ from sqlalchemy import Engine, select, update
 
 from newsletter.db import transaction
 from newsletter.errors import ConflictError
-from newsletter.ledger import Outcome, OutcomeKind, RetryPolicy, claim_batch, record_outcomes
 from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
-from newsletter.send_runs import finish_run_if_complete, pause_run, resume_run, start_send_run
+from newsletter.sending.ledger import (
+    Outcome,
+    OutcomeKind,
+    RetryPolicy,
+    claim_batch,
+    record_outcomes,
+)
+from newsletter.sending.runs import finish_run_if_complete, pause_run, resume_run, start_send_run
 from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.delivery_support import T0, add_subscribers, delivery_counts
 
@@ -202,7 +208,7 @@ def test_finishing_marks_run_done_and_issue_sent(engine: Engine) -> None:
 
 def test_progress_counts_rate_eta_and_last_errors(engine: Engine) -> None:
     """run_progress reports counts per state, the recent rate, the ETA and recent errors."""
-    from newsletter.delivery import run_progress
+    from newsletter.sending.service import run_progress
 
     add_subscribers(engine, 10)
     run_id = start(engine)

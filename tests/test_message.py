@@ -16,9 +16,9 @@ import pytest
 
 from newsletter.config import Config
 from newsletter.errors import ConfigError, HeaderInjectionError, InvalidInputError
-from newsletter.message import MessageTemplate, Recipient, check_header_value
-from newsletter.render import RenderedEmail, render_digest
-from newsletter.smtp import send_single
+from newsletter.sending.message import MessageTemplate, Recipient, check_header_value
+from newsletter.sending.render import RenderedEmail, render_digest
+from newsletter.sending.smtp import send_single
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer
 from tests.test_render import make_view

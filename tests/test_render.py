@@ -11,7 +11,7 @@ from newsletter.config import Config
 from newsletter.content import IssueView, LinkView
 from newsletter.errors import NewsletterError
 from newsletter.i18n import format_date, gettext, translations
-from newsletter.render import (
+from newsletter.sending.render import (
     UNSUBSCRIBE_URL_PLACEHOLDER,
     paragraphs,
     render_digest,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsletter.errors import InvalidInputError
-from newsletter.schedule import (
+from newsletter.schedule.policy import (
     Cause,
     Outcome,
     Override,

@@ -12,9 +12,9 @@ from newsletter.cli import main
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import make_engine, transaction, upgrade_database
-from newsletter.dispatch import schedule_of
 from newsletter.models import Delivery, Pause, SendRun, SlotOverride
-from newsletter.schedule import local_date, next_slot
+from newsletter.schedule.dispatch import schedule_of
+from newsletter.schedule.policy import local_date, next_slot
 from tests.conftest import ConfigFactory
 from tests.test_dispatch import add_subscribers
 

@@ -9,9 +9,9 @@ from sqlalchemy import Engine
 
 from newsletter.clock import utc_now
 from newsletter.db import make_engine, transaction, upgrade_database
-from newsletter.dispatch import schedule_of
-from newsletter.schedule import local_date, next_slot, slot_on
-from newsletter.schedule_commands import pause_schedule
+from newsletter.schedule.dispatch import schedule_of
+from newsletter.schedule.policy import local_date, next_slot, slot_on
+from newsletter.services.schedule import pause_schedule
 from newsletter.web.app import create_app
 from tests.conftest import ConfigFactory
 

@@ -25,10 +25,10 @@ from sqlalchemy import Engine, select
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import make_engine, transaction, upgrade_database
-from newsletter.delivery import run_sender
-from newsletter.dispatch import schedule_of
 from newsletter.models import Issue, Slot
-from newsletter.schedule import following_slot, latest_slot, next_slot
+from newsletter.schedule.dispatch import schedule_of
+from newsletter.schedule.policy import following_slot, latest_slot, next_slot
+from newsletter.sending.service import run_sender
 from scheduler import CHECK_JOB, SLOT_JOB, build_scheduler, scheduler_service, slot_trigger
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer

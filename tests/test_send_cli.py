@@ -12,8 +12,8 @@ from newsletter.cli import main
 from newsletter.config import Config
 from newsletter.content import queue_link
 from newsletter.db import transaction
-from newsletter.delivery import start_send_run
 from newsletter.models import Delivery, SendRun
+from newsletter.sending.service import start_send_run
 from tests.delivery_support import T0, add_subscribers
 from tests.harness import SMTPServer
 

@@ -13,17 +13,17 @@ from sqlalchemy import Engine, select, update
 from newsletter.config import Config
 from newsletter.content import queue_link
 from newsletter.db import transaction
-from newsletter.delivery import (
+from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
+from newsletter.sending.ledger import Claim
+from newsletter.sending.publish import publish_next_issue
+from newsletter.sending.sender import BuildFn, RunMessage
+from newsletter.sending.service import (
     SenderOptions,
     delivery_service,
     run_progress,
     run_sender,
     start_send_run,
 )
-from newsletter.ledger import Claim
-from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
-from newsletter.publish import publish_next_issue
-from newsletter.sender import BuildFn, RunMessage
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.tokens import read_unsubscribe_token
 from tests.conftest import TEST_SECRET

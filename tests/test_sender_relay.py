@@ -16,8 +16,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import Engine, select
 
 from newsletter.db import make_engine, transaction, upgrade_database
-from newsletter.delivery import SenderOptions, run_sender, start_send_run
 from newsletter.models import Delivery, RunStatus, SendRun
+from newsletter.sending.service import SenderOptions, run_sender, start_send_run
 from tests.conftest import ConfigFactory
 from tests.delivery_support import T0, add_subscribers, simple_factory
 from tests.harness import RecordingHandler, free_port
@@ -155,7 +155,7 @@ async def test_relay_that_never_answers_times_out_and_pauses(
 
 def test_retry_policy_backoff_doubles_and_is_capped() -> None:
     """Backoff is base × 2^(attempt-1), never more than an hour."""
-    from newsletter.ledger import RetryPolicy
+    from newsletter.sending.ledger import RetryPolicy
 
     policy = RetryPolicy(base_delay=timedelta(minutes=1))
     assert [policy.delay(n) for n in (1, 2, 3)] == [timedelta(minutes=m) for m in (1, 2, 4)]

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.catcher import MailCatcher, list_caught
 from newsletter.config import Config
 from newsletter.db import make_engine, upgrade_database
+from newsletter.sending.catcher import MailCatcher, list_caught
 from newsletter.web.app import create_app
 from tests.conftest import ConfigFactory
 from tests.harness import free_port

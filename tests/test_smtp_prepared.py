@@ -7,7 +7,7 @@ import asyncio
 
 from aiosmtpd.controller import Controller
 
-from newsletter.smtp import PermanentFailure, RelaySettings, SMTPPool, TemporaryFailure
+from newsletter.sending.smtp import PermanentFailure, RelaySettings, SMTPPool, TemporaryFailure
 from tests.harness import RecordingHandler, SMTPServer, free_port
 
 MESSAGE = (

@@ -327,8 +327,8 @@ async def test_journey_through_a_real_digest(
     """Subscribe and confirm on the site, receive the published digest from the sender, leave
     with the digest's one-click header, and get nothing from the next issue."""
     from newsletter.content import queue_link
-    from newsletter.publish import publish_next_issue
-    from newsletter.sender import run_sender
+    from newsletter.sending.publish import publish_next_issue
+    from newsletter.sending.sender import run_sender
 
     config, engine = public_site
     async with client_for(config, engine) as browser:

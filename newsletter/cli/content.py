@@ -15,14 +15,14 @@ from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import InvalidInputError
 from newsletter.issuefile import queue_issue_file, read_issue_file
-from newsletter.message import MessageTemplate, Recipient
-from newsletter.render import (
+from newsletter.sending.message import MessageTemplate, Recipient
+from newsletter.sending.render import (
     RECIPIENT_EMAIL_PLACEHOLDER,
     UNSUBSCRIBE_URL_PLACEHOLDER,
     RenderedEmail,
     render_digest,
 )
-from newsletter.smtp import send_single
+from newsletter.sending.smtp import send_single
 from subscribers.tokens import make_unsubscribe_token
 
 # The preview's unsubscribe link is signed for no real subscriber (id 0).

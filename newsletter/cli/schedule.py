@@ -1,5 +1,5 @@
 """``newsletter schedule show|pause|resume|delay|skip`` and ``newsletter scheduler``: the
-weekly schedule as editors steer it. Every decision is ``newsletter.dispatch``'s."""
+weekly schedule as editors steer it. Every decision is ``newsletter.schedule.dispatch``'s."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.content import queued_links
 from newsletter.db import transaction
-from newsletter.dispatch import grace_of, schedule_of
 from newsletter.models import SendRun
-from newsletter.schedule import (
+from newsletter.schedule.dispatch import grace_of, schedule_of
+from newsletter.schedule.policy import (
     Outcome,
     format_local,
     parse_local_date,
     parse_local_datetime,
     to_utc,
 )
-from newsletter.schedule_commands import (
+from newsletter.services.schedule import (
     PlannedSlot,
     active_pause,
     delay_slot,

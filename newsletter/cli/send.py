@@ -18,7 +18,10 @@ from newsletter.cli.base import AppContext, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.delivery import (
+from newsletter.errors import DeliveryError, NotFoundError
+from newsletter.models import Delivery, RunStatus, SendRun
+from newsletter.sending.publish import issue_run_key, publish_next_issue
+from newsletter.sending.service import (
     RunProgress,
     SenderStats,
     get_run,
@@ -28,9 +31,6 @@ from newsletter.delivery import (
     run_progress,
     run_sender,
 )
-from newsletter.errors import DeliveryError, NotFoundError
-from newsletter.models import Delivery, RunStatus, SendRun
-from newsletter.publish import issue_run_key, publish_next_issue
 
 PROGRESS_EVERY = 0.5  # seconds between progress refreshes
 PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
@@ -64,9 +64,9 @@ def send_now(app: AppContext, intro: str | None, detach: bool) -> None:
 def send_test(app: AppContext, email: str) -> None:
     """Send the next issue as it stands to EMAIL, subject marked as a test; nothing recorded."""
     from newsletter.content import next_issue_view
-    from newsletter.message import MessageTemplate, Recipient
-    from newsletter.render import render_digest
-    from newsletter.smtp import send_single
+    from newsletter.sending.message import MessageTemplate, Recipient
+    from newsletter.sending.render import render_digest
+    from newsletter.sending.smtp import send_single
     from subscribers.models import Subscriber
     from subscribers.tokens import make_unsubscribe_token
 

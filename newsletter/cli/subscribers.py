@@ -82,7 +82,7 @@ def _refuse_existing(session: Session, app: AppContext, email: str) -> None:
 
 
 def _send_confirmation(app: AppContext, mail: optin.ConfirmationMail) -> None:
-    from newsletter.transactional import TransactionalMailer
+    from newsletter.sending.transactional import TransactionalMailer
 
     try:
         asyncio.run(TransactionalMailer(app.config).send_confirmation(mail))

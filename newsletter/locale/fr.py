@@ -40,9 +40,9 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Issue #%(number)s": "Numéro %(number)s",
     "%(num)s link": ("%(num)s lien", "%(num)s liens"),
     "Reply to this email to suggest a link.": "Répondez à ce message pour proposer un lien.",
-    # newsletter/message.py
+    # newsletter/sending/message.py
     "[Preview]": "[Aperçu]",
-    # newsletter/dispatch.py, schedule_commands.py (slot reasons, catch-up intro, pause notice)
+    # schedule/dispatch.py, services/schedule.py (slot reasons, catch-up intro, pause notice)
     "nothing new": "rien de nouveau",
     "paused": "en pause",
     "skipped by the editor": "sauté par l’équipe éditoriale",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,17 +16,18 @@ from starlette.staticfiles import StaticFiles
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.schedule_commands import schedule_state
+from newsletter.resources import STATIC_DIR
+from newsletter.services.schedule import schedule_state
 from newsletter.web import admin, outbox, public
-from newsletter.web import api as editor_api
 from newsletter.web import archive as public_archive
+from newsletter.web.api import app as editor_api
 from newsletter.web.security import (
     BodySizeLimitMiddleware,
     CSRFMiddleware,
     SecurityHeadersMiddleware,
 )
 
-PUBLIC_STATIC = Path(__file__).resolve().parent / "static" / "public"
+PUBLIC_STATIC = STATIC_DIR / "public"
 
 
 async def healthz(request: Request) -> Response:

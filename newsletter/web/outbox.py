@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter.catcher import CaughtMessage, catcher_dir, list_caught, read_caught
 from newsletter.config import Config
 from newsletter.errors import NotFoundError
+from newsletter.sending.catcher import CaughtMessage, catcher_dir, list_caught, read_caught
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
 PAGE_CSP = (

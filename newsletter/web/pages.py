@@ -3,7 +3,6 @@ i18n extension in the list's language, and the CSRF token at hand for forms."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -12,9 +11,10 @@ from starlette.responses import HTMLResponse
 
 from newsletter.config import Config
 from newsletter.i18n import Gettext, format_date, gettext, translations
+from newsletter.resources import WEB_TEMPLATES_DIR
 from newsletter.web.security import CSRF_FIELD, csrf_token
 
-WEB_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "web"
+WEB_TEMPLATES = WEB_TEMPLATES_DIR
 
 
 def language_of(config: Config) -> str:

@@ -88,7 +88,7 @@ def mailer(request: Request) -> optin.Mailer:
     state = request.app.state
     found: optin.Mailer | None = getattr(state, "mailer", None)
     if found is None:
-        from newsletter.transactional import TransactionalMailer
+        from newsletter.sending.transactional import TransactionalMailer
 
         found = TransactionalMailer(state.config)
         state.mailer = found

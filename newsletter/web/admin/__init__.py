@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from newsletter import resources
 from newsletter.web.admin import (
     issue,
     preview,
@@ -22,7 +21,7 @@ from newsletter.web.admin import (
 )
 from newsletter.web.admin.auth import editor_required
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "admin"
+STATIC_DIR = resources.STATIC_DIR / "admin"
 
 
 @editor_required

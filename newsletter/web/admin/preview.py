@@ -16,14 +16,14 @@ from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
-from newsletter.message import MessageTemplate, Recipient
-from newsletter.render import (
+from newsletter.sending.message import MessageTemplate, Recipient
+from newsletter.sending.render import (
     RECIPIENT_EMAIL_PLACEHOLDER,
     UNSUBSCRIBE_URL_PLACEHOLDER,
     RenderedEmail,
     render_digest,
 )
-from newsletter.smtp import send_single
+from newsletter.sending.smtp import send_single
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import redirect, run_db
 from newsletter.web.admin.issue import issue_error_page

@@ -1,6 +1,6 @@
 """The schedule page: the coming slots and what happens at each; pause until a date (with a
 reason, optionally notifying subscribers), resume, delay this week's issue, skip the next one.
-Every action is ``newsletter.schedule_commands``'s; this page only reads forms and shows results."""
+Every action is ``newsletter.services.schedule``'s; this page only reads forms and shows results."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from newsletter import schedule_commands
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
-from newsletter.schedule import parse_local_date, parse_local_datetime
+from newsletter.schedule.policy import parse_local_date, parse_local_datetime
+from newsletter.services import schedule as schedule_commands
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import action_flash, field, page_status, run_action, run_db
 from newsletter.web.admin.templating import render_page

@@ -18,11 +18,11 @@ from starlette.routing import Route
 from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.delivery import RunProgress, pause_run, resume_run, run_progress
 from newsletter.errors import NewsletterError
 from newsletter.models import Delivery, Issue, RunStatus, SendRun
-from newsletter.publish import issue_run_key, publish_next_issue
-from newsletter.send_runs import get_run
+from newsletter.sending.publish import issue_run_key, publish_next_issue
+from newsletter.sending.runs import get_run
+from newsletter.sending.service import RunProgress, pause_run, resume_run, run_progress
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import error_status, field, redirect, run_action, run_db
 from newsletter.web.admin.templating import render_page

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -12,10 +11,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from newsletter.i18n import Translations, translations
+from newsletter.resources import WEB_TEMPLATES_DIR
 from newsletter.web.admin.messages_fr import MESSAGES as ADMIN_FR
 from newsletter.web.security import csrf_token
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates" / "web"
+TEMPLATES_DIR = WEB_TEMPLATES_DIR
 
 
 @lru_cache(maxsize=4)

@@ -1,6 +1,6 @@
 """What happens at a slot: the schedule policy applied to the database, one recorded outcome
 per slot (paused, delayed, skipped, missed or sent). The editor's commands live in
-``newsletter.schedule_commands``.
+``newsletter.services.schedule``.
 
 The database is the truth (design decision 1). Deciding a slot inserts its ``slot`` row first,
 inside the transaction that then publishes the issue and starts its send run: the unique
@@ -23,8 +23,7 @@ from newsletter.db import transaction
 from newsletter.errors import InvalidInputError
 from newsletter.i18n import Gettext, format_date, gettext
 from newsletter.models import Issue, Pause, Slot, SlotOverride
-from newsletter.publish import publish_next_issue
-from newsletter.schedule import (
+from newsletter.schedule.policy import (
     MAX_LOOKBACK,
     Cause,
     Decision,
@@ -40,6 +39,7 @@ from newsletter.schedule import (
     format_local,
     weekly_schedule,
 )
+from newsletter.sending.publish import publish_next_issue
 
 NOTHING_NEW = "nothing new"
 

@@ -2,7 +2,7 @@
 see it (the coming slots and what happens at each).
 
 A command records the editor's intent (a ``pause`` or ``slot_override`` row); the slot itself
-is decided later by ``newsletter.dispatch`` when it comes due. A slot that has already been
+is decided later by ``newsletter.schedule.dispatch`` when it comes due. A slot that has already been
 decided cannot be overridden.
 """
 
@@ -16,18 +16,17 @@ from sqlalchemy.orm import Session
 
 from newsletter import content
 from newsletter.config import Config
-from newsletter.dispatch import (
+from newsletter.errors import ConflictError
+from newsletter.i18n import format_date
+from newsletter.models import Pause, RunKind, SendRun, Slot, SlotOverride
+from newsletter.schedule.dispatch import (
     overrides,
     pause_windows,
     reason_text,
     schedule_of,
     translator,
 )
-from newsletter.errors import ConflictError
-from newsletter.i18n import format_date
-from newsletter.models import Pause, RunKind, SendRun, Slot, SlotOverride
-from newsletter.render import render_email
-from newsletter.schedule import (
+from newsletter.schedule.policy import (
     Cause,
     Decision,
     Outcome,
@@ -40,7 +39,8 @@ from newsletter.schedule import (
     to_utc,
     upcoming_slots,
 )
-from newsletter.send_runs import start_send_run
+from newsletter.sending.render import render_email
+from newsletter.sending.runs import start_send_run
 
 
 def active_pause(session: Session, config: Config, now: datetime) -> Pause | None:

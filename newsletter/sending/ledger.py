@@ -1,5 +1,5 @@
 """The delivery ledger: one row per (send run, subscriber) and the SQL that claims it and
-records what happened (runs themselves are started and moved along in ``newsletter.send_runs``).
+records what happened (runs themselves are started and moved along in ``newsletter.sending.runs``).
 
 A row goes ``pending`` -> ``sending`` (claimed under a lease) -> ``sent`` | ``retry`` |
 ``failed`` | ``bounced`` | ``skipped``. Every function here is synchronous and takes a

@@ -1,5 +1,5 @@
 """The JSON API's handlers: each reads ``request.state.params``/``body`` (already checked
-against its declaration by ``newsletter.web.api``) and calls the same core functions as the
+against its declaration by ``newsletter.web.api.app``) and calls the same core functions as the
 dashboard. Errors propagate as ``NewsletterError``; ``api`` turns them into JSON."""
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from newsletter import content, schedule_commands
+from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.delivery import pause_run, resume_run
 from newsletter.errors import InvalidInputError, NotFoundError
 from newsletter.models import Link, SendRun
-from newsletter.schedule import parse_local_date, parse_local_datetime
-from newsletter.send_runs import get_run
+from newsletter.schedule.policy import parse_local_date, parse_local_datetime
+from newsletter.sending.runs import get_run
+from newsletter.sending.service import pause_run, resume_run
+from newsletter.services import schedule as schedule_commands
 from newsletter.web.admin.common import run_db
 from newsletter.web.admin.preview import render_next_issue, send_test_to
 from newsletter.web.admin.sends import (
@@ -31,7 +32,7 @@ from newsletter.web.admin.sends import (
     report_rows,
 )
 from newsletter.web.admin.subscribers_page import run_import, search_subscribers
-from newsletter.web.api_schema import MAX_ID
+from newsletter.web.api.validation import MAX_ID
 from newsletter.web.public import consent_context, mailer
 from subscribers import optin
 from subscribers.io import export_subscribers as export_text

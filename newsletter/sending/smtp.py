@@ -111,7 +111,7 @@ async def send_single(
 
 
 def dot_stuff(data: bytes) -> bytes:
-    """The DATA payload for ``data``, wire bytes with CRLF line ends (as ``newsletter.message``
+    """The DATA payload for ``data``, wire bytes with CRLF line ends (as ``sending.message``
     builds them): every line starting with "." gets another (RFC 5321 4.5.2), and the
     terminating CRLF "." CRLF is appended."""
     if not data.endswith(b"\r\n"):

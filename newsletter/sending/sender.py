@@ -25,7 +25,7 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import NewsletterError
-from newsletter.ledger import (
+from newsletter.sending.ledger import (
     Claim,
     Outcome,
     OutcomeKind,
@@ -35,14 +35,14 @@ from newsletter.ledger import (
     renew_lease,
     still_active,
 )
-from newsletter.send_runs import (
+from newsletter.sending.runs import (
     finish_run_if_complete,
     get_run,
     next_due_at,
     pause_if_running,
     running_run_ids,
 )
-from newsletter.smtp import (
+from newsletter.sending.smtp import (
     ConnectionFailure,
     PermanentFailure,
     RateLimiter,
@@ -141,10 +141,10 @@ class CircuitBreaker:
 
 
 def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
-    """Build each recipient's bytes with ``newsletter.message`` (render once, personalise the
+    """Build each recipient's bytes with ``sending.message`` (render once, personalise the
     unsubscribe link per recipient)."""
-    from newsletter.message import MessageTemplate, Recipient
-    from newsletter.render import RenderedEmail
+    from newsletter.sending.message import MessageTemplate, Recipient
+    from newsletter.sending.render import RenderedEmail
     from subscribers.tokens import make_unsubscribe_token
 
     rendered = RenderedEmail(subject=message.subject, html=message.html, text=message.text)

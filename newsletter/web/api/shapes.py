@@ -1,11 +1,11 @@
 """The JSON shapes of the API: the resources its routes take and return, and the shared
-path parameters. ``newsletter.web.api_operations`` declares the routes that use them.
+path parameters. ``newsletter.web.api.operations`` declares the routes that use them.
 """
 
 from __future__ import annotations
 
 from newsletter.content import MAX_EXCERPT, MAX_SOURCE, MAX_TITLE, MAX_URL
-from newsletter.web.api_schema import MAX_ID, Param, Schema, nullable, obj, string
+from newsletter.web.api.validation import MAX_ID, Param, Schema, nullable, obj, string
 
 STATUSES = ["pending", "active", "unsubscribed", "bounced"]
 INT: Schema = {"type": "integer"}

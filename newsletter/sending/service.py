@@ -1,9 +1,8 @@
 """Delivery, the public surface: start a send, run the sender, pause, resume, watch progress.
 
-The mechanics live in ``newsletter.send_runs`` (runs and their lifecycle),
-``newsletter.ledger`` (the SQL of the delivery ledger) and ``newsletter.sender`` (the asyncio
-workers over pooled SMTP connections). Callers (CLI, web, dispatcher, benchmarks) use the
-names exported here:
+The mechanics live in ``runs`` (runs and their lifecycle), ``ledger`` (the SQL of the
+delivery ledger) and ``sender`` (the asyncio workers over pooled SMTP connections). Callers
+(use cases, the dispatcher, benchmarks) use the names exported by ``newsletter.sending``:
 
 - ``start_send_run(session, *, key, kind, subject, html, text, issue_id, now) -> SendRun``
 - ``await run_sender(config, engine, *, now_fn, stop_when_idle, stop, options, ...)``
@@ -25,9 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
-from newsletter.ledger import Claim, Outcome, OutcomeKind, RetryPolicy
 from newsletter.models import Delivery, DeliveryStatus, SendRun
-from newsletter.send_runs import (
+from newsletter.sending.ledger import Claim, Outcome, OutcomeKind, RetryPolicy
+from newsletter.sending.runs import (
     OPEN_STATUSES,
     get_run,
     latest_run,
@@ -35,7 +34,7 @@ from newsletter.send_runs import (
     resume_run,
     start_send_run,
 )
-from newsletter.sender import (
+from newsletter.sending.sender import (
     MessageFactory,
     RunMessage,
     SenderOptions,

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from newsletter.config import Config
 from newsletter.content import assemble_issue, issue_view
 from newsletter.models import Issue, RunKind
-from newsletter.render import render_digest
-from newsletter.send_runs import start_send_run
+from newsletter.sending.render import render_digest
+from newsletter.sending.runs import start_send_run
 
 
 def issue_run_key(number: int) -> str:

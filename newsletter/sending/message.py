@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from newsletter.config import Config
 from newsletter.errors import ConfigError, HeaderInjectionError, InvalidInputError
 from newsletter.i18n import gettext
-from newsletter.render import (
+from newsletter.sending.render import (
     RECIPIENT_EMAIL_PLACEHOLDER,
     UNSUBSCRIBE_URL_PLACEHOLDER,
     RenderedEmail,

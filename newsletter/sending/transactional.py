@@ -8,9 +8,9 @@ import re
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.i18n import gettext
-from newsletter.message import MessageTemplate, Recipient
-from newsletter.render import RenderedEmail, render_email
-from newsletter.smtp import send_single
+from newsletter.sending.message import MessageTemplate, Recipient
+from newsletter.sending.render import RenderedEmail, render_email
+from newsletter.sending.smtp import send_single
 from subscribers.optin import ConfirmationMail, SentIssue, WelcomeMail
 
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)

@@ -1,7 +1,7 @@
 """Send runs: starting one with its recipient snapshot, and its lifecycle (pause, resume,
 finish) and progress.
 
-A run is created with one ``pending`` delivery per active subscriber; ``newsletter.ledger``
+A run is created with one ``pending`` delivery per active subscriber; ``newsletter.sending.ledger``
 then claims and records those deliveries. Every function here is synchronous and takes a
 ``Session``, in the caller's transaction.
 """

@@ -1,7 +1,7 @@
 """The declarations of the JSON API: one ``Operation`` per route, with its schemas.
 
 ``operations(handlers)`` pairs each declaration with the handler of the same name in
-``newsletter.web.api``; a missing handler fails at import time.
+``newsletter.web.api.app``; a missing handler fails at import time.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from newsletter.web.api_schema import MAX_ID, Operation, Param, Schema, obj, string
-from newsletter.web.api_schemas import (
+from newsletter.web.api.shapes import (
     DRAFT,
     INT,
     LINK,
@@ -26,6 +25,7 @@ from newsletter.web.api_schemas import (
     STATUSES,
     SUBSCRIBERS,
 )
+from newsletter.web.api.validation import MAX_ID, Operation, Param, Schema, obj, string
 from subscribers.io import FORMATS as IMPORT_FORMATS
 
 

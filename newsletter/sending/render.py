@@ -2,8 +2,8 @@
 recipient (design decision 3).
 
 Personal values (the recipient's unsubscribe link and address) are not known here: the
-templates receive the ``*_PLACEHOLDER`` strings below, and ``newsletter.message`` substitutes
-each recipient's values into the rendered parts before encoding them.
+templates receive the ``*_PLACEHOLDER`` strings below, and ``newsletter.sending.message``
+substitutes each recipient's values into the rendered parts before encoding them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -22,8 +21,9 @@ from newsletter.config import Config
 from newsletter.content import IssueView
 from newsletter.errors import NewsletterError
 from newsletter.i18n import format_date, translations
+from newsletter.resources import EMAIL_TEMPLATES_DIR
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+TEMPLATES_DIR = EMAIL_TEMPLATES_DIR
 
 # Made of characters that neither HTML escaping, premailer nor URL handling change.
 UNSUBSCRIBE_URL_PLACEHOLDER = "@@UNSUBSCRIBE_URL@@"
