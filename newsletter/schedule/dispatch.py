@@ -144,7 +144,7 @@ def _decide_and_record(session: Session, config: Config, instant: datetime, now:
         raise _AlreadyDecided from None
     if decision.outcome is Outcome.SENT:
         intro = _catch_up_intro(session, config, schedule, instant)
-        row.issue_id = publish_next_issue(session, config, now, intro).id
+        row.issue_id = publish_next_issue(session, config, now, intro).issue.id
         session.flush()
     return row
 

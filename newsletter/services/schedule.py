@@ -68,7 +68,7 @@ def pause_schedule(
     """
     schedule = schedule_of(config)
     check_pause_until(schedule, until, now)
-    reason = content.check_text(reason, "--reason", limit=500)
+    reason = content.check_text(reason, "reason", limit=500)
     pause = Pause(created_at=now, until=until, reason=reason, notify=notify, ended_at=None)
     session.add(pause)
     session.flush()
@@ -166,7 +166,7 @@ def _pending_delay(session: Session) -> SlotOverride | None:
 def skip_slot(session: Session, config: Config, reason: str, now: datetime) -> SlotOverride:
     """Skip the next slot with the editor's ``reason``; its links wait for the next issue."""
     slot = next_slot(schedule_of(config), now)
-    reason = content.check_text(reason, "--reason", limit=500)
+    reason = content.check_text(reason, "reason", limit=500)
     row = SlotOverride(slot_at=slot, action="skip", send_at=None, reason=reason, created_at=now)
     return _set_override(session, row)
 

@@ -30,10 +30,10 @@ from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.errors import DeliveryError, InvalidInputError, TokenError
 from newsletter.web.archive import home_context
+from newsletter.web.common import consent_context, mailer
 from newsletter.web.pages import page_gettext, render_page
 from newsletter.web.security import CSRFError, RateLimiter, check_csrf, client_ip
 from subscribers import optin
-from subscribers.store import ConsentContext
 from subscribers.tokens import ExpiredTokenError
 
 log = logging.getLogger(__name__)
@@ -71,28 +71,6 @@ def sqlite_writer_lock(request: Request) -> asyncio.Lock:
         lock = asyncio.Lock()
         state.sqlite_writer_lock = lock
     return lock
-
-
-def consent_context(request: Request, source: str) -> ConsentContext:
-    return ConsentContext(
-        source=source,
-        ip=client_ip(request),
-        user_agent=request.headers.get("user-agent", ""),
-        consent_text_version=str(
-            request.app.state.config.get("subscribers", "consent_text_version")
-        ),
-    )
-
-
-def mailer(request: Request) -> optin.Mailer:
-    state = request.app.state
-    found: optin.Mailer | None = getattr(state, "mailer", None)
-    if found is None:
-        from newsletter.sending.transactional import TransactionalMailer
-
-        found = TransactionalMailer(state.config)
-        state.mailer = found
-    return found
 
 
 def subscribe_limiter(request: Request) -> RateLimiter:
