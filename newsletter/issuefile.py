@@ -71,9 +71,11 @@ def _error(path: str, line: int, msgid: str, **values: Any) -> IssueFileError:
 
 
 def _refused(path: str, line: int, exc: InvalidInputError) -> IssueFileError:
-    """``exc`` (a refused field) placed at ``FILE:LINE``, its key and values kept."""
-    where = f"{path}:{line}" if exc.where is None else f"{path}:{line}: {exc.where}"
-    return IssueFileError(exc.key, where, **exc.values)
+    """``exc`` (a refused field) at ``FILE:LINE``: its English text becomes a value, since
+    ``where`` is taken by the file and line."""
+    if exc.where is None:
+        return _error(path, line, "%(error)s", error=exc.reason)
+    return _error(path, line, "%(field)s: %(error)s", field=exc.where, error=exc.reason)
 
 
 def read_issue_file(path: str | Path) -> IssueFile:
