@@ -96,7 +96,9 @@ def read_import_text(path: Path) -> str:
     except UnicodeDecodeError:
         raise InvalidInputError("not UTF-8 text; nothing imported", where=str(path)) from None
     except OSError as exc:
-        raise InvalidInputError(f"cannot read it ({exc.strerror})", where=str(path)) from None
+        raise InvalidInputError(
+            "cannot read it (%(error)s)", where=str(path), error=exc.strerror
+        ) from None
     if "\0" in text:
         raise InvalidInputError("not a text file; nothing imported", where=str(path))
     return text
@@ -151,7 +153,10 @@ def _parse_csv(text: str, fmt: str, where: str) -> list[ImportRow]:
     email_col, name_cols = _COLUMNS[fmt]
     if email_col not in header:
         raise InvalidInputError(
-            f"no {email_col!r} column in the header for format {fmt}; nothing imported", where
+            "no %(column)r column in the header for format %(format)s; nothing imported",
+            where,
+            column=email_col,
+            format=fmt,
         )
     wanted = (email_col, *name_cols, "status")
     at = {name: header.index(name) for name in wanted if name in header}
@@ -169,7 +174,12 @@ def _parse_csv(text: str, fmt: str, where: str) -> list[ImportRow]:
             opted_out = cell("status").lower() in _OPTED_OUT
             rows.append(ImportRow(reader.line_num, cell(email_col), name, opted_out))
     except csv.Error as exc:
-        raise InvalidInputError(f"line {reader.line_num}: {exc}; nothing imported", where) from None
+        raise InvalidInputError(
+            "line %(line)s: %(error)s; nothing imported",
+            where,
+            line=reader.line_num,
+            error=str(exc),
+        ) from None
     return rows
 
 

@@ -21,6 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # option that sets it. Other places (a file and line, a setting) are shown as they are.
 CLI_FLAGS = {
     "until": "--until",
+    "from": "--from",
     "reason": "--reason",
     "send_at": "--to",
     "source": "--source",

@@ -184,7 +184,12 @@ def drive_run(config: Config, engine: Engine, run_id: int) -> None:
                 "catcher, which only runs inside `newsletter serve`: start it, or set a relay, "
                 "then `newsletter send resume`"
             )
-        raise DeliveryError(f"run {run_id} is paused ({progress.pause_reason}); {hint}")
+        raise DeliveryError(
+            "run %(run_id)s is paused (%(reason)s); %(hint)s",
+            run_id=run_id,
+            reason=progress.pause_reason,
+            hint=hint,
+        )
 
 
 async def _drive(config: Config, engine: Engine, run_id: int) -> None:
