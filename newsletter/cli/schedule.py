@@ -17,7 +17,7 @@ from newsletter.db import transaction
 from newsletter.models import SendRun
 from newsletter.schedule.dispatch import grace_of, schedule_of
 from newsletter.schedule.policy import (
-    Outcome,
+    SlotOutcome,
     format_local,
     parse_local_date,
     parse_local_datetime,
@@ -89,7 +89,7 @@ def _describe_slot(config: Config, slot: PlannedSlot) -> str:
     when = format_local(slot.slot_at, config.timezone)
     if slot.recorded:
         state = f"{slot.outcome.value} (recorded)"
-    elif slot.outcome is Outcome.SENT:
+    elif slot.outcome is SlotOutcome.SENT:
         state = "sends if links are queued"
     else:
         state = slot.outcome.value

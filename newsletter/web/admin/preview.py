@@ -1,4 +1,4 @@
-"""Previewing the next issue and sending a test of it to the signed-in editor.
+"""Previewing the next issue (the test send is an action of the issue page).
 
 The preview is the real rendered digest (``render_digest``), served from its own route with a
 CSP that forbids scripts and framed by the issue page in a sandboxed iframe: the excerpts are
@@ -14,11 +14,9 @@ from starlette.routing import Route
 from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.errors import NewsletterError
 from newsletter.services import sends
 from newsletter.web.admin.auth import editor_required
-from newsletter.web.admin.common import redirect, run_db
-from newsletter.web.admin.issue import issue_error_page
+from newsletter.web.admin.common import run_db
 
 PREVIEW_CSP = (
     "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
@@ -53,19 +51,7 @@ async def preview_text(request: Request) -> Response:
     return PlainTextResponse(text, headers=PREVIEW_HEADERS)
 
 
-@editor_required
-async def send_test(request: Request) -> Response:
-    config: Config = request.app.state.config
-    try:
-        rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
-        await sends.send_test(config, rendered, request.state.editor_email, utc_now())
-    except NewsletterError as exc:
-        return await issue_error_page(request, exc)
-    return redirect("/admin/issue?done=tested")
-
-
 routes = [
     Route("/issue/preview.html", preview_html, methods=["GET"]),
     Route("/issue/preview.txt", preview_text, methods=["GET"]),
-    Route("/issue/test", send_test, methods=["POST"]),
 ]
