@@ -110,8 +110,9 @@ def _read_file(path: Path, require_file: bool) -> dict[str, Any]:
     if not path.exists():
         if require_file:
             raise NotInitialisedError(
-                f"no configuration at {path}: run `newsletter init` first "
-                "(or pass --config / set NEWSLETTER_CONFIG)"
+                "no configuration at %(path)s: run `newsletter init` first "
+                "(or pass --config / set NEWSLETTER_CONFIG)",
+                path=str(path),
             )
         return {}
     try:

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from newsletter.clock import local_date
 from newsletter.errors import InvalidInputError
 from newsletter.settings import WEEKDAYS as WEEKDAYS  # the day names a schedule accepts
 
@@ -157,10 +158,6 @@ def slot_on(schedule: WeeklySchedule, day: date) -> datetime:
     return to_utc(datetime.combine(day, schedule.at, tzinfo=schedule.zone))
 
 
-def local_date(instant: datetime, zone: ZoneInfo) -> date:
-    return instant.astimezone(zone).date()
-
-
 def _slot_day_of_week(schedule: WeeklySchedule, day: date) -> date:
     monday = day - timedelta(days=day.weekday())
     return monday + timedelta(days=schedule.weekday)
@@ -291,9 +288,9 @@ def delay_target(
         raise InvalidInputError("the new time is in the past", "--to")
     if send_at >= following_slot(schedule, slot):
         raise InvalidInputError(
-            "the new time must fall before the following week's slot "
-            f"({format_local(following_slot(schedule, slot), schedule.zone)})",
+            "the new time must fall before the following week's slot (%(slot)s)",
             "--to",
+            slot=format_local(following_slot(schedule, slot), schedule.zone),
         )
     return slot
 

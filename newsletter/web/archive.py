@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.models import Issue, IssueStatus, Link
+from newsletter.templating import paragraphs
 from newsletter.web.pages import render_page
 
 FEED_SIZE = 20
@@ -77,10 +78,6 @@ def home_context(engine: Engine) -> dict[str, Any]:
     with transaction(engine) as session:
         latest = sent_issues(session, limit=1)
     return {"latest": latest[0] if latest else None, "email": "", "name": "", "error": ""}
-
-
-def paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
 
 
 async def home(request: Request) -> Response:
