@@ -96,7 +96,9 @@ def read_catalogue(path: Path, language: str | None = None) -> Catalog:
 def render(catalogue: Catalog) -> bytes:
     """The ``.po`` text of ``catalogue``: no line numbers, wrapped at ``WIDTH``."""
     out = BytesIO()
-    write_po(out, catalogue, width=WIDTH, include_lineno=False, sort_output=False)
+    write_po(
+        out, catalogue, width=WIDTH, include_lineno=False, ignore_obsolete=True, sort_output=False
+    )
     return out.getvalue()
 
 

@@ -109,7 +109,7 @@ async def read_form(request: Request) -> FormData:
     try:
         return await request.form(max_files=0, max_fields=20)
     except (ClientDisconnect, HTTPException, MultiPartException) as exc:
-        raise InvalidInputError(f"unreadable form ({exc})") from None
+        raise InvalidInputError("unreadable form (%(error)s)", error=str(exc)) from None
 
 
 def field(form: FormData, name: str) -> str:
