@@ -280,15 +280,16 @@ ISSUE_INTRO = (
 )
 
 
-def insert_subscribers(engine: Any, n: int, *, chunk: int = 20_000) -> None:
-    """Insert ``n`` active subscribers in bulk (Core executemany, chunks of ``chunk``)."""
+def insert_subscribers(engine: Any, n: int, *, chunk: int = 20_000, first: int = 0) -> None:
+    """Insert ``n`` active subscribers in bulk (Core executemany, chunks of ``chunk``), their
+    addresses numbered from ``first``."""
     from sqlalchemy import insert
 
     from subscribers.models import Subscriber, SubscriberStatus
 
     now = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
     table = Subscriber.__table__
-    for start in range(0, n, chunk):
+    for start in range(first, first + n, chunk):
         rows = [
             {
                 "email": f"lecteur.{i:07d}@example.org",
@@ -301,7 +302,7 @@ def insert_subscribers(engine: Any, n: int, *, chunk: int = 20_000) -> None:
                 "confirmed_at": now,
                 "soft_bounces": 0,
             }
-            for i in range(start, min(n, start + chunk))
+            for i in range(start, min(first + n, start + chunk))
         ]
         with engine.begin() as conn:
             conn.execute(insert(table), rows)
