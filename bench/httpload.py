@@ -152,4 +152,3 @@ def run(coroutine_factory: Callable[[], object]) -> LoadResult:
     except ImportError:
         return asyncio.run(coroutine_factory())  # type: ignore[arg-type]
     return uvloop.run(coroutine_factory())  # type: ignore[arg-type,no-any-return]
-

@@ -101,15 +101,15 @@ class Database:
 
 
 def prepare(work: Path, name: str, *, web: int, send: int, smtp_port: int) -> Database:
-    """A migrated SQLite database: ``send`` subscribers in a running send of a 40-link issue
-    (when ``send`` > 0), then ``web`` more subscribers outside it, for the web load."""
+    """A migrated SQLite database: ``send`` active subscribers and a queued 40-link issue
+    (when ``send`` > 0; ``publish`` starts its send), then ``web`` more subscribers for the
+    web load (still pending when there is a send, so they are not among its recipients)."""
     from sqlalchemy import select
 
     from newsletter.clock import utc_now
     from newsletter.config import load_config
     from newsletter.content import queue_link, set_intro
     from newsletter.db import make_engine, transaction, upgrade_database
-    from newsletter.sending import publish_next_issue
     from subscribers.models import Subscriber
     from subscribers.tokens import make_unsubscribe_token
 
@@ -128,9 +128,7 @@ def prepare(work: Path, name: str, *, web: int, send: int, smtp_port: int) -> Da
                 for link in issue_links(40):
                     queue_link(session, now=now, **link)
                 set_intro(session, ISSUE_INTRO, now)
-            with transaction(engine) as session:
-                publish_next_issue(session, config, now)
-        insert_subscribers(engine, web, first=send)
+        insert_subscribers(engine, web, first=send, status="pending" if send else "active")
         with engine.connect() as conn:
             query = select(Subscriber.id).where(Subscriber.id > send).order_by(Subscriber.id)
             ids = list(conn.scalars(query))
@@ -138,6 +136,22 @@ def prepare(work: Path, name: str, *, web: int, send: int, smtp_port: int) -> Da
         engine.dispose()
     paths = [f"/u/{make_unsubscribe_token(config.secret_key, i)}" for i in ids]
     return Database(folder, db_url, config_path, paths)
+
+
+def publish(db: Database) -> None:
+    """Start the send of the queued issue (``newsletter serve`` picks it up)."""
+    from newsletter.clock import utc_now
+    from newsletter.config import load_config
+    from newsletter.db import make_engine, transaction
+    from newsletter.sending import publish_next_issue
+
+    config = load_config(db.config_path, environ={})
+    engine = make_engine(db.db_url)
+    try:
+        with transaction(engine) as session:
+            publish_next_issue(session, config, utc_now())
+    finally:
+        engine.dispose()
 
 
 def unsubscribed_count(db: Database) -> int:
@@ -254,8 +268,9 @@ async def watch_send(sink: SmtpSink, start: int, target: int, state: dict[str, f
 def send_phase(
     work: Path, name: str, sink: SmtpSink, args: argparse.Namespace, load_rate: float
 ) -> tuple[SendFigures, WebFigures | None]:
-    """Serve a database holding a running send; with ``load_rate`` > 0, POST one-click
-    unsubscribes (of people outside the send) at that rate until the send is done."""
+    """Serve a database, start a send there; with ``load_rate`` > 0, POST one-click
+    unsubscribes (of people outside the send) at that rate from before the send starts
+    until it is done."""
     web = int(load_rate * args.max_seconds * 4) if load_rate else 0
     db = prepare(work, name, web=web, send=args.send, smtp_port=sink.port)
     state: dict[str, float] = {}
@@ -264,6 +279,7 @@ def send_phase(
     async def run(port: int) -> LoadResult | None:
         watcher = asyncio.create_task(watch_send(sink, before, args.send, state))
         result = None
+        publishing = asyncio.create_task(asyncio.to_thread(publish, db))
         if load_rate:
             result = await run_load(
                 "127.0.0.1",
@@ -275,6 +291,7 @@ def send_phase(
                 max_seconds=args.max_seconds * 4,
                 until=lambda: "last" in state,
             )
+        await publishing
         await asyncio.wait_for(watcher, timeout=args.max_seconds * 4)
         return result
 

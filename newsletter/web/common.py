@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from newsletter.config import Config
-from newsletter.db import transaction
+from newsletter.db import read_transaction, transaction
 from newsletter.errors import (
     ConflictError,
     DeliveryError,
@@ -28,6 +28,7 @@ from newsletter.errors import (
 from newsletter.i18n import N_, gettext
 from newsletter.sending import TransactionalMailer
 from newsletter.web.security import client_ip
+from newsletter.web.writer import WriteQueue
 from subscribers.optin import Mailer
 from subscribers.store import ConsentContext
 
@@ -63,9 +64,36 @@ def _in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
         return work(session)
 
 
+def _in_read_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
+    with read_transaction(engine) as session:
+        return work(session)
+
+
 async def run_db(request: Request, work: Callable[[Session], T]) -> T:
-    """Run ``work(session)`` in one transaction, in a worker thread (the sync/async seam)."""
-    return await run_in_threadpool(_in_transaction, request.app.state.engine, work)
+    """Run ``work(session)`` in one write transaction, off the event loop (the sync/async
+    seam). Keep ``work`` short: render and send after it returned.
+
+    On SQLite the app's writes go to its one writer thread (``web.writer``), in order; on
+    PostgreSQL each runs in a worker thread of its own."""
+    engine: Engine = request.app.state.engine
+    if engine.dialect.name != "sqlite":
+        return await run_in_threadpool(_in_transaction, engine, work)
+    return await _write_queue(request).run(work)
+
+
+async def read_db(request: Request, work: Callable[[Session], T]) -> T:
+    """Run ``work(session)`` in one read transaction, in a worker thread: it never waits for
+    a writer (a send recording its outcomes, an unsubscribe), and must not write."""
+    return await run_in_threadpool(_in_read_transaction, request.app.state.engine, work)
+
+
+def _write_queue(request: Request) -> WriteQueue:
+    state = request.app.state
+    found: WriteQueue | None = getattr(state, "write_queue", None)
+    if found is None:
+        found = WriteQueue(state.engine)
+        state.write_queue = found
+    return found
 
 
 def error_status(exc: NewsletterError) -> int:

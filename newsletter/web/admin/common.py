@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from newsletter.errors import InvalidInputError, NewsletterError
-from newsletter.web.common import error_status, error_text, run_db
+from newsletter.web.common import error_status, error_text, read_db, run_db
 
 __all__ = [
     "action_flash",
@@ -21,6 +21,7 @@ __all__ = [
     "field",
     "int_field",
     "page_status",
+    "read_db",
     "redirect",
     "run_action",
     "run_db",

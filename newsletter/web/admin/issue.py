@@ -22,6 +22,7 @@ from newsletter.web.admin.common import (
     field,
     int_field,
     page_status,
+    read_db,
     redirect,
     run_action,
     run_db,
@@ -56,7 +57,7 @@ async def _page(
     request: Request, *, error: NewsletterError | None = None, form: Any = None
 ) -> Response:
     config: Config = request.app.state.config
-    context = await run_db(request, lambda s: _issue_context(s, config))
+    context = await read_db(request, lambda s: _issue_context(s, config))
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
     return render_page(request, "issue.html", context, status_code=page_status(error))
 

@@ -17,7 +17,13 @@ from newsletter.errors import NewsletterError
 from newsletter.schedule.policy import parse_local_date, parse_local_datetime
 from newsletter.services import schedule as schedule_commands
 from newsletter.web.admin.auth import editor_required
-from newsletter.web.admin.common import action_flash, field, page_status, run_action, run_db
+from newsletter.web.admin.common import (
+    action_flash,
+    field,
+    page_status,
+    read_db,
+    run_action,
+)
 from newsletter.web.admin.templating import render_page
 
 WEEKS_SHOWN = 8
@@ -41,7 +47,7 @@ def schedule_context(session: Session, config: Config) -> dict[str, Any]:
 
 async def _page(request: Request, error: NewsletterError | None = None) -> Response:
     config: Config = request.app.state.config
-    context = await run_db(request, lambda s: schedule_context(s, config))
+    context = await read_db(request, lambda s: schedule_context(s, config))
     context.update(action_flash(request, DONE_MESSAGES, error))
     return render_page(request, "schedule.html", context, page_status(error))
 

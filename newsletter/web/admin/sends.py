@@ -22,6 +22,7 @@ from newsletter.web.admin.common import (
     error_flash,
     error_status,
     field,
+    read_db,
     redirect,
     run_action,
     run_db,
@@ -43,7 +44,7 @@ def _confirm_context(session: Session, config: Config) -> dict[str, Any]:
 @editor_required
 async def confirm_page(request: Request) -> Response:
     config: Config = request.app.state.config
-    context = await run_db(request, lambda s: _confirm_context(s, config))
+    context = await read_db(request, lambda s: _confirm_context(s, config))
     return render_page(request, "send_confirm.html", context)
 
 
@@ -56,7 +57,7 @@ async def send_now(request: Request) -> Response:
     try:
         started = await run_db(request, lambda s: sends.publish_now(s, config, utc_now()))
     except NewsletterError as exc:
-        context = await run_db(request, lambda s: _confirm_context(s, config))
+        context = await read_db(request, lambda s: _confirm_context(s, config))
         context.update(error_flash(request, exc))
         return render_page(request, "send_confirm.html", context, error_status(exc))
     return redirect(f"/admin/sends/{started.run_id}")
@@ -67,7 +68,7 @@ async def send_now(request: Request) -> Response:
 
 @editor_required
 async def sends_page(request: Request) -> Response:
-    rows = await run_db(request, lambda s: sends.recent_sends(s, utc_now()))
+    rows = await read_db(request, lambda s: sends.recent_sends(s, utc_now()))
     return render_page(request, "sends.html", {"rows": rows})
 
 
@@ -75,7 +76,7 @@ async def sends_page(request: Request) -> Response:
 async def send_page(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
     try:
-        progress = await run_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
+        progress = await read_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
     except NewsletterError as exc:
         return render_page(request, "error.html", error_flash(request, exc), 404)
     context = {
@@ -93,7 +94,7 @@ async def send_page(request: Request) -> Response:
 async def send_json(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
     try:
-        progress = await run_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
+        progress = await read_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
     except NewsletterError as exc:
         message = error_text(request.app.state.config, exc)
         return JSONResponse({"error": message}, status_code=error_status(exc))
@@ -132,7 +133,7 @@ async def resume(request: Request) -> Response:
 async def report_csv_download(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
     try:
-        rows = await run_db(request, lambda s: sends.send_report(s, run_id))
+        rows = await read_db(request, lambda s: sends.send_report(s, run_id))
     except NewsletterError as exc:
         message = error_text(request.app.state.config, exc)
         return JSONResponse({"error": message}, status_code=error_status(exc))

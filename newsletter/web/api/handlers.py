@@ -23,7 +23,7 @@ from newsletter.services import sends
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import ImportOptions
 from newsletter.web.api.validation import MAX_ID
-from newsletter.web.common import consent_context, mailer, run_db
+from newsletter.web.common import consent_context, mailer, read_db, run_db
 from subscribers.store import count_by_status
 
 JSON_HEADERS = {"cache-control": "no-store"}
@@ -73,11 +73,11 @@ def _next_issue(session: Session, config: Config) -> dict[str, Any]:
 
 async def get_next_issue(request: Request) -> Response:
     config: Config = request.app.state.config
-    return ok(await run_db(request, lambda session: _next_issue(session, config)))
+    return ok(await read_db(request, lambda session: _next_issue(session, config)))
 
 
 async def list_links(request: Request) -> Response:
-    return ok(await run_db(request, _queue))
+    return ok(await read_db(request, _queue))
 
 
 async def create_link(request: Request) -> Response:
@@ -169,12 +169,12 @@ async def list_sends(request: Request) -> Response:
         recent = sends.recent_sends(session, utc_now())
         return {"sends": [summary.progress.as_json() for summary in recent]}
 
-    return ok(await run_db(request, work))
+    return ok(await read_db(request, work))
 
 
 async def get_send(request: Request) -> Response:
     run_id = path_id(request, "run_id")
-    progress = await run_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
+    progress = await read_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
     return ok(progress.as_json())
 
 
@@ -199,7 +199,7 @@ async def resume_send(request: Request) -> Response:
 async def send_report(request: Request) -> Response:
     run_id = path_id(request, "run_id")
 
-    rows = await run_db(request, lambda s: sends.send_report(s, run_id))
+    rows = await read_db(request, lambda s: sends.send_report(s, run_id))
     return StreamingResponse(sends.report_csv(rows), media_type="text/csv; charset=utf-8")
 
 
@@ -227,7 +227,7 @@ def _schedule(session: Session, config: Config) -> dict[str, Any]:
 
 async def get_schedule(request: Request) -> Response:
     config: Config = request.app.state.config
-    return ok(await run_db(request, lambda session: _schedule(session, config)))
+    return ok(await read_db(request, lambda session: _schedule(session, config)))
 
 
 async def _schedule_action(request: Request, action: Callable[[Session, Config], Any]) -> Response:
@@ -353,7 +353,7 @@ async def import_subscribers(request: Request) -> Response:
 
 async def export_subscribers(request: Request) -> Response:
     status = request.state.params.get("status")
-    data = await run_db(
+    data = await read_db(
         request, lambda session: subscriber_service.export_subscribers(session, "csv", status)
     )
     return Response(data, media_type="text/csv; charset=utf-8", headers=JSON_HEADERS)
