@@ -142,14 +142,19 @@ def publish(db: Database) -> None:
     """Start the send of the queued issue (``newsletter serve`` picks it up)."""
     from newsletter.clock import utc_now
     from newsletter.config import load_config
-    from newsletter.db import make_engine, transaction
-    from newsletter.sending import publish_next_issue
+    from newsletter.db import make_engine, read_transaction, transaction
+    from newsletter.services import sends
 
     config = load_config(db.config_path, environ={})
     engine = make_engine(db.db_url)
+    now = utc_now()
     try:
+        # As `send now` does: render first, then a short write transaction stores it.
+        with read_transaction(engine) as session:
+            view = sends.next_issue_view(session, config, now)
+        prepared = sends.prepare_issue(config, view)
         with transaction(engine) as session:
-            publish_next_issue(session, config, utc_now())
+            sends.publish_now(session, config, now, prepared=prepared)
     finally:
         engine.dispose()
 

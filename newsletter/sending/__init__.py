@@ -11,7 +11,13 @@ mail catcher).
 
 from newsletter.sending.catcher import catcher_service
 from newsletter.sending.message import Recipient
-from newsletter.sending.publish import PublishedIssue, issue_run_key, publish_next_issue
+from newsletter.sending.publish import (
+    PublishedIssue,
+    RenderedIssue,
+    issue_run_key,
+    publish_next_issue,
+    render_issue,
+)
 from newsletter.sending.render import (
     RECIPIENT_EMAIL_PLACEHOLDER,
     UNSUBSCRIBE_URL_PLACEHOLDER,
@@ -39,6 +45,7 @@ __all__ = [
     "PublishedIssue",
     "Recipient",
     "RenderedEmail",
+    "RenderedIssue",
     "RunProgress",
     "SenderStats",
     "TransactionalMailer",
@@ -51,6 +58,7 @@ __all__ = [
     "publish_next_issue",
     "render_digest",
     "render_email",
+    "render_issue",
     "resume_run",
     "run_progress",
     "run_sender",

@@ -1,5 +1,10 @@
 """Publishing an issue: assemble the queued links, render once, store the parts and start the
-send run. The dispatcher (at a slot) and ``send now`` both call ``publish_next_issue``."""
+send run. The dispatcher (at a slot) and ``send now`` both call ``publish_next_issue``.
+
+Rendering (jinja2 + premailer) takes a good part of a second: callers render the issue as it
+would be (``render_issue``, no transaction held) and hand the result to
+``publish_next_issue``, whose write transaction then only stores it. If the queue changed in
+between, the issue is rendered again inside, so what is stored is always what was assembled."""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
-from newsletter.content import assemble_issue, issue_view
+from newsletter.content import IssueView, assemble_issue, issue_view
 from newsletter.models import Issue, RunKind, SendRun
-from newsletter.sending.render import render_digest
+from newsletter.sending.render import RenderedEmail, render_digest
 from newsletter.sending.runs import start_send_run
 
 
@@ -28,16 +33,38 @@ class PublishedIssue:
     run: SendRun
 
 
+@dataclass(frozen=True)
+class RenderedIssue:
+    """An issue as it would be assembled (its view) and its rendering, made beforehand."""
+
+    view: IssueView
+    rendered: RenderedEmail
+
+
+def render_issue(config: Config, view: IssueView) -> RenderedIssue:
+    """Render ``view`` (no database: call it outside any transaction)."""
+    return RenderedIssue(view, render_digest(config, view))
+
+
 def publish_next_issue(
-    session: Session, config: Config, now: datetime, intro: str | None = None
+    session: Session,
+    config: Config,
+    now: datetime,
+    intro: str | None = None,
+    prepared: RenderedIssue | None = None,
 ) -> PublishedIssue:
     """Assemble the next issue from every queued link, render it once, store its html/text and
     start its send run (key ``issue:N``, a snapshot of today's active subscribers).
 
-    All in the caller's transaction, so a failure stores nothing. Raises
+    ``prepared`` is used when it is the issue just assembled, else the issue is rendered
+    here. All in the caller's transaction, so a failure stores nothing. Raises
     ``InvalidInputError`` when no link is queued."""
     issue = assemble_issue(session, config, now, intro)
-    rendered = render_digest(config, issue_view(session, issue, config.timezone))
+    view = issue_view(session, issue, config.timezone)
+    if prepared is not None and prepared.view == view:
+        rendered = prepared.rendered
+    else:
+        rendered = render_digest(config, view)
     issue.subject, issue.html, issue.text = rendered.subject, rendered.html, rendered.text
     run = start_send_run(
         session,

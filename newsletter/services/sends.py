@@ -21,6 +21,7 @@ from newsletter.sending import (
     UNSUBSCRIBE_URL_PLACEHOLDER,
     Recipient,
     RenderedEmail,
+    RenderedIssue,
     RunProgress,
     get_run,
     issue_run_key,
@@ -28,6 +29,7 @@ from newsletter.sending import (
     pause_run,
     publish_next_issue,
     render_digest,
+    render_issue,
     resume_run,
     run_progress,
     send_rendered,
@@ -77,11 +79,18 @@ def active_recipients(session: Session) -> int:
 
 
 def publish_now(
-    session: Session, config: Config, now: datetime, intro: str | None = None
+    session: Session,
+    config: Config,
+    now: datetime,
+    intro: str | None = None,
+    prepared: RenderedIssue | None = None,
 ) -> StartedSend:
     """Assemble the next issue from every queued link and start its send to every active
-    subscriber. Raises ``InvalidInputError`` when no link is queued."""
-    published = publish_next_issue(session, config, now, intro)
+    subscriber. Raises ``InvalidInputError`` when no link is queued.
+
+    ``prepared`` (from ``prepare_issue``, made before this transaction) spares rendering
+    here: the write transaction stays short."""
+    published = publish_next_issue(session, config, now, intro, prepared)
     return StartedSend(
         issue_number=published.issue.number,
         subject=published.issue.subject,
@@ -100,6 +109,19 @@ def render_next_issue(
     """The next issue as it would be sent now, placeholders still in; ``intro`` previews an
     unsaved intro."""
     return render_digest(config, content.next_issue_view(session, config, now, intro))
+
+
+def next_issue_view(
+    session: Session, config: Config, now: datetime, intro: str | None = None
+) -> content.IssueView:
+    """What the next issue would hold if assembled now (a read: nothing is stored)."""
+    return content.next_issue_view(session, config, now, intro)
+
+
+def prepare_issue(config: Config, view: content.IssueView) -> RenderedIssue:
+    """Render ``view`` (jinja2 + premailer: most of a second) outside any transaction, for
+    ``publish_now`` or a preview. Touches no database."""
+    return render_issue(config, view)
 
 
 def preview_unsubscribe_url(config: Config) -> str:

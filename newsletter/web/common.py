@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import read_transaction, transaction
 from newsletter.errors import (
@@ -26,7 +27,8 @@ from newsletter.errors import (
     TokenError,
 )
 from newsletter.i18n import N_, gettext
-from newsletter.sending import TransactionalMailer
+from newsletter.sending import RenderedEmail, TransactionalMailer
+from newsletter.services import sends
 from newsletter.web.security import client_ip
 from newsletter.web.writer import WriteQueue
 from subscribers.optin import Mailer
@@ -85,6 +87,27 @@ async def read_db(request: Request, work: Callable[[Session], T]) -> T:
     """Run ``work(session)`` in one read transaction, in a worker thread: it never waits for
     a writer (a send recording its outcomes, an unsubscribe), and must not write."""
     return await run_in_threadpool(_in_read_transaction, request.app.state.engine, work)
+
+
+async def render_next_issue(request: Request, intro: str | None = None) -> RenderedEmail:
+    """The next issue as it would be sent now: read in a read transaction, then rendered
+    (jinja2 + premailer) in a worker thread, with no transaction held."""
+    config: Config = request.app.state.config
+    now = utc_now()
+    view = await read_db(request, lambda s: sends.next_issue_view(s, config, now, intro))
+    prepared = await run_in_threadpool(sends.prepare_issue, config, view)
+    return prepared.rendered
+
+
+async def publish_now(request: Request) -> sends.StartedSend:
+    """``sends.publish_now``, with the issue rendered before its write transaction, so the
+    writers queued behind it (one-click unsubscribes, a send's outcomes) wait milliseconds,
+    not the length of a rendering."""
+    config: Config = request.app.state.config
+    now = utc_now()
+    view = await read_db(request, lambda s: sends.next_issue_view(s, config, now))
+    prepared = await run_in_threadpool(sends.prepare_issue, config, view) if view.links else None
+    return await run_db(request, lambda s: sends.publish_now(s, config, now, prepared=prepared))
 
 
 def _write_queue(request: Request) -> WriteQueue:

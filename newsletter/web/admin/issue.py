@@ -25,10 +25,10 @@ from newsletter.web.admin.common import (
     read_db,
     redirect,
     run_action,
-    run_db,
     tags_field,
 )
 from newsletter.web.admin.templating import render_page
+from newsletter.web.common import render_next_issue
 
 DONE_MESSAGES = {
     "added": "Link queued.",
@@ -141,7 +141,7 @@ async def save_draft(request: Request) -> Response:
 async def send_test(request: Request) -> Response:
     config: Config = request.app.state.config
     try:
-        rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
+        rendered = await render_next_issue(request)
         await sends.send_test(config, rendered, request.state.editor_email, utc_now())
     except NewsletterError as exc:
         return await _page(request, error=exc)

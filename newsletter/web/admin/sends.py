@@ -25,10 +25,9 @@ from newsletter.web.admin.common import (
     read_db,
     redirect,
     run_action,
-    run_db,
 )
 from newsletter.web.admin.templating import render_page
-from newsletter.web.common import error_text
+from newsletter.web.common import error_text, publish_now
 
 REFRESH_SECONDS = 2
 
@@ -55,7 +54,7 @@ async def send_now(request: Request) -> Response:
     if field(form, "confirm") != "yes":
         return redirect("/admin/issue/send")
     try:
-        started = await run_db(request, lambda s: sends.publish_now(s, config, utc_now()))
+        started = await publish_now(request)
     except NewsletterError as exc:
         context = await read_db(request, lambda s: _confirm_context(s, config))
         context.update(error_flash(request, exc))

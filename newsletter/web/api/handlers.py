@@ -23,7 +23,14 @@ from newsletter.services import sends
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import ImportOptions
 from newsletter.web.api.validation import MAX_ID
-from newsletter.web.common import consent_context, mailer, read_db, run_db
+from newsletter.web.common import (
+    consent_context,
+    mailer,
+    publish_now,
+    read_db,
+    render_next_issue,
+    run_db,
+)
 from subscribers.store import count_by_status
 
 JSON_HEADERS = {"cache-control": "no-store"}
@@ -139,26 +146,22 @@ async def update_draft(request: Request) -> Response:
 
 
 async def preview_issue(request: Request) -> Response:
-    config: Config = request.app.state.config
-    rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
+    rendered = await render_next_issue(request)
     return ok({"subject": rendered.subject, "html": rendered.html, "text": rendered.text})
 
 
 async def send_test(request: Request) -> Response:
     config: Config = request.app.state.config
-    rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
+    rendered = await render_next_issue(request)
     await sends.send_test(config, rendered, request.state.editor_email, utc_now())
     return ok({"sent_to": request.state.editor_email}, 202)
 
 
 async def send_issue(request: Request) -> Response:
-    config: Config = request.app.state.config
-
-    def work(session: Session) -> dict[str, Any]:
-        started = sends.publish_now(session, config, utc_now())
-        return {"run_id": started.run_id, "key": started.run_key, "recipients": started.recipients}
-
-    return ok(await run_db(request, work), 201)
+    started = await publish_now(request)
+    return ok(
+        {"run_id": started.run_id, "key": started.run_key, "recipients": started.recipients}, 201
+    )
 
 
 # --- sends -----------------------------------------------------------------------------------
