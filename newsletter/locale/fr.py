@@ -32,10 +32,10 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "View in your browser": "Voir dans le navigateur",
     "Read the article": "Lire l’article",
     "Unsubscribe": "Se désabonner",
-    "Unsubscribe:": "Se désabonner :",
-    "View in your browser:": "Voir dans le navigateur :",
+    "Unsubscribe:": "Se désabonner :",
+    "View in your browser:": "Voir dans le navigateur :",
     "You receive this email because you subscribed to %(name)s.": (
-        "Vous recevez ce message parce que vous êtes abonné·e à « %(name)s »."
+        "Vous recevez ce message parce que vous êtes abonné·e à « %(name)s »."
     ),
     "Issue #%(number)s": "Numéro %(number)s",
     "%(num)s link": ("%(num)s lien", "%(num)s liens"),
@@ -52,11 +52,11 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     ),
     "and": "et",
     "This issue catches up on the weeks of {weeks}.": "Ce numéro rattrape les semaines du {weeks}.",
-    "{name}: taking a break until {until}": "{name} : pause jusqu’au {until}",
+    "{name}: taking a break until {until}": "{name} : pause jusqu’au {until}",
     # templates/email/notice.html, notice.txt
     "No issue until %(until)s.": "Pas de numéro avant le %(until)s.",
     "The newsletter takes a break: the next issue goes out on %(until)s.": (
-        "La lettre fait une pause : le prochain numéro partira le %(until)s."
+        "La lettre fait une pause : le prochain numéro partira le %(until)s."
     ),
     "Links shared in the meantime are kept for that issue.": (
         "Les liens partagés d’ici là sont gardés pour ce numéro."
@@ -76,19 +76,20 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
         "confirmer."
     ),
     "Confirm my subscription": "Confirmer mon inscription",
-    "Confirm my subscription:": "Confirmer mon inscription :",
+    "Confirm my subscription:": "Confirmer mon inscription :",
     "Confirm your subscription": "Confirmez votre inscription",
-    "Confirm your subscription to {name}": "Confirmez votre inscription à {name}",
+    "Confirm your subscription to {name}": "Confirmez votre inscription à « {name} »",
     "Confirmation links are valid for a few days. Ask for a new one:": (
-        "Les liens de confirmation sont valables quelques jours. Demandez-en un nouveau :"
+        "Les liens de confirmation sont valables quelques jours. Demandez-en un nouveau :"
     ),
-    "Do you want to stop receiving this newsletter?": "Voulez-vous ne plus recevoir cette lettre ?",
+    "Do you want to stop receiving this newsletter?": "Voulez-vous ne plus recevoir cette lettre ?",
     "Email address": "Adresse e-mail",
     "Every Sunday, a short selection of links worth reading, with a few words on each.": (
         "Chaque dimanche, une courte sélection de liens à lire, avec quelques mots sur chacun."
     ),
     "Feed": "Flux",
     "Latest issue": "Dernier numéro",
+    "Latest issue:": "Dernier numéro :",
     "Leave this field empty": "Laissez ce champ vide",
     "Name (optional)": "Nom (facultatif)",
     "No issue has been sent yet.": "Aucun numéro n’a encore été envoyé.",
@@ -103,7 +104,7 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Subscribe": "S’inscrire",
     "Subscription confirmed": "Inscription confirmée",
     "Thank you! You will receive the next issue. A welcome email is on its way.": (
-        "Merci ! Vous recevrez le prochain numéro. Un e-mail de bienvenue est en route."
+        "Merci ! Vous recevrez le prochain numéro. Un e-mail de bienvenue est en route."
     ),
     "The form could not be read.": "Le formulaire n’a pas pu être lu.",
     "The form expired or came from another site. Reload the page and send it again.": (
@@ -142,7 +143,7 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
         " ignore this email: you will receive nothing more."
     ): (
         "Ce lien est valable %(days)s jours. Si vous n’avez rien demandé, "
-        "ignorez cet e-mail : vous ne recevrez rien de plus."
+        "ignorez cet e-mail : vous ne recevrez rien de plus."
     ),
     "You receive this email because your address was entered on the sign-up form of %(name)s.": (
         "Vous recevez cet e-mail parce que votre adresse a été saisie dans le "
@@ -153,5 +154,5 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Your subscription is confirmed. The next issue arrives on Sunday.": (
         "Votre inscription est confirmée. Le prochain numéro arrive dimanche."
     ),
-    "While you wait, here is the latest issue:": "En attendant, voici le dernier numéro :",
+    "While you wait, here is the latest issue:": "En attendant, voici le dernier numéro :",
 }

@@ -11,9 +11,9 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Password": "Mot de passe",
     "Wrong email or password.": "Adresse ou mot de passe incorrect.",
     "Too many attempts; try again in a few minutes.": (
-        "Trop de tentatives ; réessayez dans quelques minutes."
+        "Trop de tentatives ; réessayez dans quelques minutes."
     ),
-    "Your session expired; please try again.": "Votre session a expiré ; réessayez.",
+    "Your session expired; please try again.": "Votre session a expiré ; réessayez.",
     "Back to the dashboard": "Retour au tableau de bord",
     "Next issue": "Prochain numéro",
     "Sends": "Envois",
@@ -25,7 +25,7 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "links queued": "liens en attente",
     "last sent": "dernier envoyé",
     "Intro and subject": "Introduction et objet",
-    "Subject (empty: the usual subject)": "Objet (vide : l’objet habituel)",
+    "Subject (empty: the usual subject)": "Objet (vide : l’objet habituel)",
     "Intro": "Introduction",
     "Save": "Enregistrer",
     "Links": "Liens",
@@ -55,7 +55,7 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "active subscribers will receive this issue.": "abonnés actifs recevront ce numéro.",
     "Yes, send issue": "Oui, envoyer le numéro",
     "Cancel": "Annuler",
-    "No link is queued: there is nothing to send.": "Aucun lien en attente : rien à envoyer.",
+    "No link is queued: there is nothing to send.": "Aucun lien en attente : rien à envoyer.",
     "Back": "Retour",
     "Subject": "Objet",
     "Started": "Commencé",
@@ -130,16 +130,90 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
         "Fichier (liste simple, CSV listmonk ou Mailchimp)"
     ),
     "Format": "Format",
-    "They consented elsewhere: add as active": "Consentement donné ailleurs : ajouter actifs",
+    "They consented elsewhere: add as active": "Consentement donné ailleurs : ajouter actifs",
     "Where they consented (required when active)": "Où le consentement a été donné (requis)",
-    "Dry run: report only": "Essai à blanc : rapport seulement",
+    "Dry run: report only": "Essai à blanc : rapport seulement",
     "Export": "Exporter",
     "Download CSV": "Télécharger le CSV",
     "Import done.": "Import terminé.",
     "Confirmation sent: the person is subscribed once they confirm.": (
-        "Confirmation envoyée : la personne sera abonnée dès qu’elle confirme."
+        "Confirmation envoyée : la personne sera abonnée dès qu’elle confirme."
     ),
     "Already subscribed, or a confirmation was sent recently.": (
         "Déjà abonné, ou une confirmation a été envoyée récemment."
     ),
+    # the desk (layout, calendar, outbox, chart): French typography uses a narrow no-break
+    # space (U+202F) before : ; ! ? and inside « »
+    "Menu": "Menu",
+    "Dashboard": "Tableau de bord",
+    "No postal address is set: the law (CAN-SPAM) asks for one in every newsletter. Set it in "
+    "the configuration file, table [list], key postal_address.": (
+        "Aucune adresse postale n’est définie : la loi (CAN-SPAM) en demande une dans chaque "
+        "lettre. Indiquez-la dans le fichier de configuration, table [list], clé postal_address."
+    ),
+    "%(num)s link queued": ("%(num)s lien en attente", "%(num)s liens en attente"),
+    "last sent: number %(number)s, %(day)s": "dernier envoyé : numéro %(number)s, %(day)s",
+    "Address (URL)": "Adresse (URL)",
+    "Remove…": "Retirer…",
+    "Remove this link from the next issue?": "Retirer ce lien du prochain numéro ?",
+    "Yes, remove it": "Oui, le retirer",
+    "Paused: the next issue goes out on %(day)s.": (
+        "En pause : le prochain numéro partira le %(day)s."
+    ),
+    "Reason: %(reason)s": "Motif : %(reason)s",
+    "%(num)s link queued for the next issue.": (
+        "%(num)s lien en attente pour le prochain numéro.",
+        "%(num)s liens en attente pour le prochain numéro.",
+    ),
+    "sends (%(num)s link queued)": (
+        "part (%(num)s lien en attente)",
+        "part (%(num)s liens en attente)",
+    ),
+    "skipped: nothing queued": "sauté : rien en attente",
+    "sends if links are queued": "part si des liens sont en attente",
+    "delayed to %(when)s": "reporté au %(when)s",
+    "paused: %(reason)s": "en pause : %(reason)s",
+    "skipped: %(reason)s": "sauté : %(reason)s",
+    "%(state)s: %(reason)s": "%(state)s : %(reason)s",
+    "no reason given": "sans motif",
+    "Status:": "État :",
+    "Progress": "Progression",
+    "%(rate)s messages per second": "%(rate)s messages par seconde",
+    "%(minutes)s min %(seconds)s s": "%(minutes)s min %(seconds)s s",
+    "All sends": "Tous les envois",
+    "Error": "Erreur",
+    "CSV report": "Rapport CSV",
+    "digest": "numéro",
+    "notice": "avis",
+    "%(count)s active subscriber will receive this issue.": (
+        "%(count)s abonné actif recevra ce numéro.",
+        "%(count)s abonnés actifs recevront ce numéro.",
+    ),
+    "Yes, send issue %(number)s": "Oui, envoyer le numéro %(number)s",
+    "%(state)s: %(count)s": "%(state)s : %(count)s",
+    "Joins, leaves and bounces per week": "Arrivées, départs et rebonds par semaine",
+    "{week}, {series}: {value}": "{week}, {series} : {value}",
+    "The numbers": "Les chiffres",
+    "Week of": "Semaine du",
+    "%(num)s match": ("%(num)s résultat", "%(num)s résultats"),
+    "auto": "détection automatique",
+    "plain": "liste simple",
+    "listmonk": "listmonk",
+    "mailchimp": "Mailchimp",
+    "Caught mail": "Courrier intercepté",
+    "The embedded mail catcher keeps every message the service sends: nothing was delivered "
+    "to anyone. Newest first.": (
+        "Le serveur de courrier intégré garde chaque message envoyé par le service : rien "
+        "n’a été remis à personne. Les plus récents d’abord."
+    ),
+    "Received": "Reçu le",
+    "To": "Destinataire",
+    "Size": "Taille",
+    "(no subject)": "(sans objet)",
+    "%(size)s KB": "%(size)s Ko",
+    "No message caught yet.": "Aucun message intercepté pour l’instant.",
+    "Raw message": "Message brut",
+    "The message as HTML": "Le message en HTML",
+    "Links in this message": "Liens de ce message",
+    "Headers": "En-têtes",
 }

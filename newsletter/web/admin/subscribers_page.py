@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.errors import DeliveryError, InvalidInputError, NewsletterError
+from newsletter.errors import InvalidInputError, NewsletterError
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.chart import chart_svg, weekly_counts
 from newsletter.web.admin.common import error_status, field, redirect, run_db
@@ -66,7 +66,7 @@ def _context(
         "offset": offset,
         "page_size": PAGE_SIZE,
         "weeks": weeks,
-        "chart": Markup(chart_svg(weeks)),
+        "chart": lambda labels: Markup(chart_svg(weeks, labels)),
     }
 
 
@@ -122,10 +122,8 @@ async def add_subscriber(request: Request) -> Response:
         )
         if mail is not None:
             await mailer(request).send_confirmation(mail)
-    except DeliveryError as exc:
-        return await _page(request, exc)
-    except NewsletterError as exc:
-        return await _page(request, exc)
+    except NewsletterError as exc:  # DeliveryError included: the relay refused or was down
+        return await _page(request, exc, extra={"form": form, "form_name": "add"})
     if mail is None:
         return await _page(
             request, flash="Already subscribed, or a confirmation was sent recently."
@@ -186,7 +184,7 @@ async def import_subscribers(request: Request) -> Response:
         text, where = await _upload_text(form)
         count, lines = await run_in_threadpool(run_import, request, text, where, options)
     except NewsletterError as exc:
-        return await _page(request, exc)
+        return await _page(request, exc, extra={"form": form, "form_name": "import"})
     prefix = "Dry run, nothing changed. " if options["dry_run"] else ""
     report = [f"{prefix}Read {count} rows from {where}.", *lines]
     return await _page(request, flash="Import done.", extra={"import_report": report})

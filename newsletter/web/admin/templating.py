@@ -10,7 +10,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from newsletter.i18n import Translations, translations
+from newsletter.i18n import Translations, format_date, translations
 from newsletter.resources import WEB_TEMPLATES_DIR
 from newsletter.web.admin.messages_fr import MESSAGES as ADMIN_FR
 from newsletter.web.security import csrf_token
@@ -48,8 +48,25 @@ def render_page(
     env = environment(str(config.get("list", "language")))
     zone = config.timezone
 
+    language = str(config.get("list", "language"))
+
     def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return value.astimezone(zone).strftime(fmt) if value is not None else ""
+
+    def long_date(value: datetime | None, weekday: bool = True) -> str:
+        """``dimanche 6 décembre 2026``: the local date written out."""
+        if value is None:
+            return ""
+        return format_date(value.astimezone(zone).date(), language, weekday=weekday)
+
+    def long_datetime(value: datetime | None) -> str:
+        """``dimanche 6 décembre 2026, 08:00``: the local date written out, and the time."""
+        return f"{long_date(value)}, {local(value, '%H:%M')}" if value is not None else ""
+
+    def decimal(value: float, digits: int = 1) -> str:
+        """``0,3`` in French, ``0.3`` in English."""
+        text = f"{value:.{digits}f}"
+        return text.replace(".", ",") if language == "fr" else text
 
     full = {
         "request": request,
@@ -59,6 +76,12 @@ def render_page(
         "language": config.get("list", "language"),
         "catcher": config.catcher_enabled,
         "local": local,
+        "long_date": long_date,
+        "long_datetime": long_datetime,
+        "decimal": decimal,
+        "form": {},
+        "form_name": "",
+        "postal_address_missing": not str(config.get("list", "postal_address")).strip(),
         **context,
     }
     html = env.get_template(f"admin/{name}").render(full)
