@@ -18,12 +18,10 @@ from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.locale.fr import MESSAGES as PRODUCT_FR
 from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
 from newsletter.sending.catcher import catcher_dir, store_message
 from newsletter.sending.publish import publish_next_issue
 from newsletter.services.schedule import pause_schedule
-from newsletter.web.admin.messages_fr import MESSAGES as ADMIN_FR
 from newsletter.web.app import create_app
 from subscribers.models import Subscriber
 from subscribers.tokens import make_confirm_token, make_unsubscribe_token
@@ -31,6 +29,7 @@ from tests.admin_support import EMAIL, PASSWORD, add_readers, open_site
 from tests.conftest import ConfigFactory
 from tests.harness import free_port
 from tests.web_support import ServerThread
+from tools import messages
 
 pytestmark = pytest.mark.browser
 
@@ -61,10 +60,12 @@ def english_phrases() -> list[str]:
     """The English msgids whose French differs, cut at their placeholders: each piece of two
     words or more is a phrase that must never show on a French page."""
     phrases: set[str] = set()
-    for msgid, french in {**PRODUCT_FR, **ADMIN_FR}.items():
-        if french == msgid:
-            continue
-        for piece in PLACEHOLDER.split(msgid):
+    for message in messages.read_catalogue(messages.catalogue_file("fr"), "fr"):
+        english = [message.id] if isinstance(message.id, str) else list(message.id)
+        french = [message.string] if isinstance(message.string, str) else list(message.string)
+        for piece in (
+            p for msgid in english if msgid not in french for p in PLACEHOLDER.split(msgid)
+        ):
             piece = piece.strip(" .:;,!?()…·—-")
             if len(piece.split()) >= 2:
                 phrases.add(piece)
