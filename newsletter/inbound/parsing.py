@@ -11,17 +11,32 @@ import email.header
 import re
 from collections.abc import Iterator
 from email.message import Message
-from email.policy import compat32
+from email.policy import Compat32
 from email.utils import getaddresses
+from typing import Any
 
 # A message/rfc822 nested deeper than this is not looked into (the 50-deep case is hostile).
 MAX_DEPTH = 12
 _MAILTO = re.compile(r"<mailto:([^>?\s]+)", re.IGNORECASE)
 
 
+class _Forgiving(Compat32):
+    """compat32 (the most forgiving parser), except that raw 8-bit header bytes read as UTF-8
+    (what senders mean nearly always) instead of being replaced."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if any("\udc80" <= c <= "\udcff" for c in value):
+            raw = value.encode("ascii", "surrogateescape")
+            return raw.decode("utf-8", errors="replace")
+        return super().header_fetch_parse(name, value)
+
+
+FORGIVING = _Forgiving()
+
+
 def parse_message(raw: bytes) -> Message:
-    """The message as the email package reads it (compat32: the most forgiving parser)."""
-    return email.message_from_bytes(raw, policy=compat32)
+    """The message as the email package reads it, never raising on malformed input."""
+    return email.message_from_bytes(raw, policy=FORGIVING)
 
 
 def header_text(msg: Message, name: str) -> str:
@@ -103,5 +118,5 @@ def embedded_originals(msg: Message) -> list[Message]:
             if isinstance(inner, Message):
                 originals.append(inner)
         elif kind in ("text/rfc822-headers", "message/rfc822-headers"):
-            originals.append(email.message_from_string(text_payload(part), policy=compat32))
+            originals.append(email.message_from_string(text_payload(part), policy=FORGIVING))
     return originals
