@@ -66,6 +66,7 @@ class Mailbox:
         self.ssl_context = ssl_context or ssl.create_default_context()
         self.client: imaplib.IMAP4 | None = None
         self.uidvalidity = 0
+        self.capabilities: set[bytes] = set()
 
     def __enter__(self) -> Mailbox:
         s = self.settings
@@ -80,6 +81,9 @@ class Mailbox:
                     client.starttls(self.ssl_context)
             self.client = client
             client.login(s.user, s.password)
+            # The capabilities before login are not those after (MOVE, UIDPLUS).
+            typ, data = client.capability()
+            self.capabilities = set(b" ".join(d for d in data if isinstance(d, bytes)).split())
             typ, data = client.select(_quote(s.folder))
             self._check(typ, data, "select")
             self.uidvalidity = self._uidvalidity()
@@ -148,13 +152,17 @@ class Mailbox:
         client = self._imap()
         try:
             client.create(_quote(folder))  # fails harmlessly when it exists
-            if b"MOVE" in b" ".join(c.encode() for c in client.capabilities):
+            if b"MOVE" in self.capabilities:
                 typ, data = client.uid("MOVE", str(uid), _quote(folder))
                 self._check(typ, data, "move")
                 return
+            # RFC 6851's fallback: copy, flag, then expunge only that message (UIDPLUS).
             typ, data = client.uid("COPY", str(uid), _quote(folder))
             self._check(typ, data, "copy")
             client.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Deleted)")
-            client.expunge()
+            if b"UIDPLUS" in self.capabilities:
+                client.uid("EXPUNGE", str(uid))
+            else:
+                client.expunge()
         except (imaplib.IMAP4.error, OSError) as exc:
             raise MailboxError("IMAP move failed: %(error)s", error=str(exc)) from None
