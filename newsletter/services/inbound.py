@@ -25,6 +25,7 @@ from newsletter.inbound.actions import act
 from newsletter.inbound.classify import Classification, Headline, classify, headline
 from newsletter.inbound.figures import Deliverability, run_deliverability
 from newsletter.inbound.models import InboundAction, InboundKind, InboundMessage
+from newsletter.inbound.providers import ProviderEvent
 from newsletter.models import Delivery
 from newsletter.returnpath import DeliveryRef, ReturnPurpose, read_return_address
 
@@ -65,20 +66,6 @@ def receive_message(
     digest = hashlib.sha256(raw).hexdigest()
     meta = _Meta(source, envelope_from, ",".join(envelope_to), head, len(raw))
     return _record(engine, config, digest, raw, found, meta, now)
-
-
-@dataclass(frozen=True)
-class ProviderEvent:
-    """A bounce or complaint a provider reported by webhook (already verified)."""
-
-    source: str  # ses, postmark, mailgun
-    event_id: str  # the provider's id of the event, for idempotency
-    kind: InboundKind  # HARD_BOUNCE, SOFT_BOUNCE, COMPLAINT or UNCLASSIFIED
-    recipient: str
-    return_path: str = ""  # the envelope sender the provider saw (our VERP address), if any
-    status_code: str = ""
-    reason: str = ""
-    subject: str = ""
 
 
 def receive_event(
