@@ -18,6 +18,7 @@ import click
 from newsletter.cli.base import AppContext, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
+from newsletter.inbound.figures import Deliverability
 from newsletter.inbound.models import InboundKind
 from newsletter.services.inbound import get_inbound, list_inbound, receive_message
 
@@ -140,3 +141,15 @@ def show(app: AppContext, message_id: int) -> None:
     click.echo(f"detail: {row.detail}")
     click.echo("")
     click.echo(detail.text)
+
+
+def deliverability_lines(figures: Deliverability) -> list[str]:
+    """A send's deliverability figures, for ``send status`` and ``deliveries N``."""
+    d = figures.as_dict()
+    return [
+        f"  delivered {d['delivered']}, hard bounces {d['hard_bounced']} "
+        f"({d['hard_bounce_rate']:.1%}), soft bounces {d['soft_bounced']} "
+        f"({d['soft_bounce_rate']:.1%})",
+        f"  complaints {d['complained']} ({d['complaint_rate']:.2%}), "
+        f"unsubscribed since {d['unsubscribed']} ({d['unsubscribe_rate']:.1%})",
+    ]

@@ -15,6 +15,7 @@ import click
 from sqlalchemy import Engine, select
 
 from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.inbound import deliverability_lines
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
@@ -31,6 +32,7 @@ from newsletter.sending.service import (
     run_progress,
     run_sender,
 )
+from newsletter.services.inbound import deliverability
 
 PROGRESS_EVERY = 0.5  # seconds between progress refreshes
 PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
@@ -116,7 +118,10 @@ def send_status(app: AppContext, run_id: int | None) -> None:
     """Counts by state, sending rate, estimated time left and the last errors of a send."""
     with transaction(app.engine()) as session:
         progress = run_progress(session, _run_id(session, run_id), utc_now())
+        figures = deliverability(session, progress.run_id)  # the return path
     for line in describe(progress):
+        click.echo(line)
+    for line in deliverability_lines(figures):
         click.echo(line)
 
 
@@ -135,6 +140,7 @@ def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> No
         if status:
             query = query.where(Delivery.status == status)
         rows = list(session.scalars(query))
+        figures = deliverability(session, run.id)  # the return path
     fields = ("email", "status", "attempts", "sent_at", "last_error")
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -148,6 +154,8 @@ def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> No
         error = f"  {row.last_error}" if row.last_error else ""
         click.echo(f"{row.email:40} {row.status:8} {row.attempts:>2} {sent}{error}")
     click.echo(f"{len(rows)} deliveries.")
+    for line in deliverability_lines(figures):
+        click.echo(line)
 
 
 @main.command("worker")

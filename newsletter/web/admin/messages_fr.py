@@ -142,4 +142,42 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Already subscribed, or a confirmation was sent recently.": (
         "Déjà abonné, ou une confirmation a été envoyée récemment."
     ),
+    # the return path: deliverability figures and the inbound view
+    "Deliverability": "Délivrabilité",
+    "Delivered": "Remis",
+    "Hard bounces": "Rebonds définitifs",
+    "Soft bounces": "Rebonds temporaires",
+    "Complaints": "Plaintes",
+    "Unsubscribed since": "Désabonnés depuis",
+    "This send paused itself: too many bounces or complaints came back.": (
+        "Cet envoi s’est mis en pause : trop de rebonds ou de plaintes sont revenus."
+    ),
+    "Inbound mail": "Courrier entrant",
+    "Bounces, complaints and unsubscribe requests that came back, how each was classified "
+    "and what was done. Unclassified messages were not acted on: read them.": (
+        "Rebonds, plaintes et demandes de désabonnement revenus, leur classement et ce qui a "
+        "été fait. Les messages non classés n’ont rien déclenché : lisez-les."
+    ),
+    "Received": "Reçu",
+    "Classification": "Classement",
+    "Action": "Action",
+    "From": "De",
+    "Detail": "Détail",
+    "send": "envoi",
+    "Envelope": "Enveloppe",
+    "(no subject)": "(sans objet)",
+    "Nothing has come back yet.": "Rien n’est encore revenu.",
+    "hard_bounce": "rebond définitif",
+    "soft_bounce": "rebond temporaire",
+    "complaint": "plainte",
+    "unsubscribe": "désabonnement",
+    "auto_reply": "réponse automatique",
+    "unclassified": "non classé",
+    "none": "rien",
+    "ignored": "ignoré",
+    "soft_counted": "rebond compté",
+    "soft_limit": "limite de rebonds atteinte",
+    "complained": "plainte enregistrée",
+    "already": "déjà fait",
+    "duplicate": "doublon",
 }

@@ -23,6 +23,7 @@ from newsletter.models import Delivery, Issue, RunStatus, SendRun
 from newsletter.sending.publish import issue_run_key, publish_next_issue
 from newsletter.sending.runs import get_run
 from newsletter.sending.service import RunProgress, pause_run, resume_run, run_progress
+from newsletter.services.inbound import deliverability
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import error_status, field, redirect, run_action, run_db
 from newsletter.web.admin.templating import render_page
@@ -46,8 +47,11 @@ def publish_now(session: Session, config: Config) -> int:
 
 
 def progress_json(session: Session, run_id: int, now: datetime) -> dict[str, Any]:
-    """The JSON progress of run ``run_id``; raises ``NotFoundError``."""
-    return progress_dict(run_progress(session, run_id, now))
+    """The JSON progress of run ``run_id``, with its deliverability figures (the return
+    path); raises ``NotFoundError``."""
+    data = progress_dict(run_progress(session, run_id, now))
+    data["deliverability"] = deliverability(session, run_id).as_dict()
+    return data
 
 
 def progress_dict(progress: RunProgress) -> dict[str, Any]:
@@ -130,9 +134,11 @@ async def send_page(request: Request) -> Response:
         progress = await run_db(request, lambda s: run_progress(s, run_id, utc_now()))
     except NewsletterError as exc:
         return render_page(request, "error.html", {"flash": str(exc), "flash_kind": "error"}, 404)
+    figures = await run_db(request, lambda s: deliverability(s, run_id).as_dict())
     context = {
         "p": progress,
         "d": progress_dict(progress),
+        "dv": figures,  # deliverability figures (the return path)
         "refresh": REFRESH_SECONDS if progress.status == RunStatus.RUNNING else None,
         "flash": {"paused": "Send paused.", "resumed": "Send resumed."}.get(
             request.query_params.get("done", ""), ""
