@@ -184,3 +184,23 @@ def test_inbound_list_shows_classification_and_action(config: Config, engine: En
     with transaction(engine) as session:
         count = session.scalar(select(func.count()).select_from(InboundMessage))
     assert count == 2
+
+
+def test_readme_sample_bounce_lands_in_the_inbound_view(config: Config, engine: Engine) -> None:
+    """The README's try-it line: tools/sample_bounce.py piped into ``inbound deliver`` bounces
+    the first delivered subscriber of the latest send."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sent_run(engine, 2)
+    first = _ids(engine)[0]
+    tool = Path(__file__).resolve().parent.parent / "tools" / "sample_bounce.py"
+    env = {"NEWSLETTER_CONFIG": str(config.path), "PATH": "/usr/bin:/bin"}
+    made = subprocess.run(
+        [sys.executable, str(tool)], env=env, capture_output=True, check=True, timeout=60
+    )
+    result = _deliver(config, made.stdout)
+    assert result.exit_code == 0, result.output
+    assert _rows(engine) == [("stdin", "hard_bounce", "bounced")]
+    assert _status(engine, first) == "bounced"
