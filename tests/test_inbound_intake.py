@@ -19,6 +19,7 @@ from newsletter.inbound.lmtp import LMTPIntake
 from newsletter.inbound.models import InboundMessage
 from newsletter.services.inbound_intake import lmtp_intake
 from subscribers.models import Subscriber
+from tests.conftest import ConfigFactory
 from tests.inbound_support import T1, bounce_address, dsn, sent_run, unsubscribe_address
 
 
@@ -204,3 +205,27 @@ def test_readme_sample_bounce_lands_in_the_inbound_view(config: Config, engine: 
     assert result.exit_code == 0, result.output
     assert _rows(engine) == [("stdin", "hard_bounce", "bounced")]
     assert _status(engine, first) == "bounced"
+
+
+async def test_serve_runs_the_lmtp_intake_when_enabled(
+    make_config: ConfigFactory, sqlite_url: str
+) -> None:
+    """With ``[bounces] lmtp_in_serve`` on, the service ``serve`` starts listens on the
+    configured port and records what it is handed; off, it starts nothing."""
+    from newsletter.db import make_engine, upgrade_database
+    from newsletter.services.inbound_intake import inbound_service
+    from tests.harness import free_port
+
+    port = free_port()
+    config = make_config(sqlite_url, bounces__lmtp_in_serve=True, bounces__lmtp_port=port)
+    engine = make_engine(sqlite_url)
+    upgrade_database(engine)
+    async with inbound_service(config, engine) as intake:
+        assert intake is not None and intake.port == port
+        replies = await asyncio.to_thread(
+            _lmtp_replies, port, ["bounces@example.org"], b"Subject: hi\r\n\r\nx\r\n"
+        )
+    assert [line[:3] for line in replies] == [b"250"]
+    assert _rows(engine) == [("lmtp", "unclassified", "none")]
+    async with inbound_service(make_config(sqlite_url), engine) as nothing:
+        assert nothing is None
