@@ -26,7 +26,8 @@ from newsletter.inbound.classify import Classification, Headline, classify, head
 from newsletter.inbound.figures import Deliverability, run_deliverability
 from newsletter.inbound.models import InboundAction, InboundKind, InboundMessage
 from newsletter.inbound.providers import ProviderEvent
-from newsletter.models import Delivery
+from newsletter.models import Delivery, SendRun
+from newsletter.sending import issue_run_key
 from newsletter.returnpath import DeliveryRef, ReturnPurpose, read_return_address
 
 SOURCES = ("lmtp", "stdin", "imap", "ses", "postmark", "mailgun")
@@ -242,4 +243,13 @@ def get_inbound(session: Session, message_id: int) -> InboundDetail:
 
 def deliverability(session: Session, run_id: int) -> Deliverability:
     """A send's deliverability figures (delivered, bounced, complained, unsubscribed, rates)."""
+    return run_deliverability(session, run_id)
+
+
+def issue_deliverability(session: Session, number: int) -> Deliverability:
+    """The deliverability figures of issue ``number``'s send; raises ``NotFoundError`` when it
+    was never sent."""
+    run_id = session.scalar(select(SendRun.id).where(SendRun.key == issue_run_key(number)))
+    if run_id is None:
+        raise NotFoundError("issue #%(number)s has not been sent", number=number)
     return run_deliverability(session, run_id)
