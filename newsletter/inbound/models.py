@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.db import Base, UTCDateTime
+from newsletter.i18n import N_
 
 
 class InboundKind(StrEnum):
@@ -74,3 +75,23 @@ class ImapCursor(Base):
     mailbox: Mapped[str] = mapped_column(String(500), primary_key=True)
     uidvalidity: Mapped[int] = mapped_column(Integer)
     last_uid: Mapped[int] = mapped_column(Integer)
+
+
+# The names of kinds and actions as the inbound view shows them (translated with ``tr``).
+LABELS = (
+    N_("hard_bounce"),
+    N_("soft_bounce"),
+    N_("complaint"),
+    N_("unsubscribe"),
+    N_("auto_reply"),
+    N_("unclassified"),
+    N_("none"),
+    N_("ignored"),
+    N_("bounced"),
+    N_("soft_counted"),
+    N_("soft_limit"),
+    N_("unsubscribed"),
+    N_("complained"),
+    N_("already"),
+    N_("duplicate"),
+)

@@ -27,8 +27,8 @@ from newsletter.inbound.figures import Deliverability, run_deliverability
 from newsletter.inbound.models import InboundAction, InboundKind, InboundMessage
 from newsletter.inbound.providers import ProviderEvent
 from newsletter.models import Delivery, SendRun
-from newsletter.sending import issue_run_key
 from newsletter.returnpath import DeliveryRef, ReturnPurpose, read_return_address
+from newsletter.sending import issue_run_key
 
 SOURCES = ("lmtp", "stdin", "imap", "ses", "postmark", "mailgun")
 

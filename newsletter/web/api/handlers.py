@@ -18,8 +18,8 @@ from newsletter.config import Config
 from newsletter.errors import NotFoundError
 from newsletter.models import Link
 from newsletter.schedule.policy import parse_local_date, parse_local_datetime
-from newsletter.services import schedule as schedule_commands
 from newsletter.services import inbound, sends
+from newsletter.services import schedule as schedule_commands
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import ImportOptions
 from newsletter.web.api.validation import MAX_ID
