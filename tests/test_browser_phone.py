@@ -41,6 +41,7 @@ ADMIN_PAGES = [
     "/admin/sends/1",
     "/admin/schedule",
     "/admin/subscribers",
+    "/admin/inbound",
 ]
 # Words that are the same in both languages, or names, are not evidence of English.
 CLI_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
