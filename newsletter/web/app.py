@@ -18,7 +18,7 @@ from newsletter.config import Config
 from newsletter.db import read_transaction
 from newsletter.resources import STATIC_DIR
 from newsletter.services.schedule import schedule_state
-from newsletter.web import admin, outbox, public
+from newsletter.web import admin, hooks, outbox, public
 from newsletter.web import archive as public_archive
 from newsletter.web.api import app as editor_api
 from newsletter.web.security import (
@@ -28,6 +28,8 @@ from newsletter.web.security import (
 )
 
 PUBLIC_STATIC = STATIC_DIR / "public"
+# Third-party files kept as published (Simple.css), each with its licence beside it.
+VENDOR_STATIC = STATIC_DIR / "vendor"
 
 
 async def healthz(request: Request) -> Response:
@@ -50,16 +52,23 @@ def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         *outbox.routes,
+        *hooks.routes,  # provider webhooks of the return path (bounces, complaints)
         *admin.routes,
         *editor_api.routes,
         *public_archive.routes,
         *public.routes,
+        Mount("/static/vendor", app=StaticFiles(directory=str(VENDOR_STATIC)), name="vendor"),
         Mount("/static", app=StaticFiles(directory=str(PUBLIC_STATIC)), name="static"),
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         Middleware(
-            BodySizeLimitMiddleware, prefix_limits={"/admin": 1024 * 1024, "/api": 1024 * 1024}
+            BodySizeLimitMiddleware,
+            prefix_limits={
+                "/admin": 1024 * 1024,
+                "/api": 1024 * 1024,
+                "/hooks": hooks.HOOKS_BODY_LIMIT,
+            },
         ),
         Middleware(CSRFMiddleware),
     ]
