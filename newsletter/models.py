@@ -67,7 +67,9 @@ class Feed(Base):
     last_modified: Mapped[str] = mapped_column(String(100), default="")
     polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    error: Mapped[str] = mapped_column(String(500), default="")  # English; empty when fine
+    # Why the last poll failed, as a message key and its values (JSON); empty when it worked.
+    error: Mapped[str] = mapped_column(String(500), default="")
+    error_values: Mapped[str] = mapped_column(Text, default="")
     queued_total: Mapped[int] = mapped_column(Integer, default=0)
 
 

@@ -244,13 +244,9 @@ SETTINGS: tuple[Setting, ...] = (
         "Comma-separated networks the link fetcher may reach although they are not public, "
         "e.g. `127.0.0.0/8, ::1/128`; empty allows public addresses only.",
     ),
-    Setting(
-        "intake", "timeout", float, 10.0, "Seconds one page or feed fetch may take in total."
-    ),
+    Setting("intake", "timeout", float, 10.0, "Seconds one page or feed fetch may take in total."),
     Setting("intake", "max_bytes", int, 2_000_000, "Most bytes of a page or feed that are read."),
-    Setting(
-        "intake", "max_redirects", int, 5, "Most redirects the fetcher follows for one URL."
-    ),
+    Setting("intake", "max_redirects", int, 5, "Most redirects the fetcher follows for one URL."),
     Setting(
         "intake",
         "feed_poll_minutes",

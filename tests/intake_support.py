@@ -7,12 +7,14 @@ Routes are a dict the test may change between two requests (a feed that gains it
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 HOST = "127.0.0.2"
 BIG_BYTES = 5 * 1024 * 1024
@@ -35,7 +37,9 @@ class Handler(BaseHTTPRequestHandler):
     server: PageServer
 
     def do_GET(self) -> None:
-        self.server.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+        self.server.requests.append(
+            (self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+        )
         route = self.server.routes.get(self.path.split("?", 1)[0])
         reply = route(self) if route else Reply(404, "text/html", b"<h1>Not found</h1>")
         time.sleep(reply.delay)
@@ -53,10 +57,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
-        try:
+        # The fetcher may stop reading at its cap.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(reply.body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the fetcher stopped reading at its cap
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -74,8 +77,13 @@ class PageServer(ThreadingHTTPServer):
     def base(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}"
 
-    def page(self, path: str, body: bytes | str, content_type: str = "text/html; charset=utf-8",
-             **kw: object) -> None:
+    def page(
+        self,
+        path: str,
+        body: bytes | str,
+        content_type: str = "text/html; charset=utf-8",
+        **kw: object,
+    ) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.routes[path] = lambda _h: Reply(content_type=content_type, body=data, **kw)  # type: ignore[arg-type]
 
@@ -96,40 +104,17 @@ def page_server() -> Iterator[PageServer]:
         server.server_close()
 
 
-OG_PAGE = """<!doctype html><html><head><meta charset="utf-8">
-<title>Le vélo gagne du terrain dans les villes moyennes | Le Journal des Villes</title>
-<meta property="og:title" content="Le vélo gagne du terrain dans les villes moyennes">
-<meta property="og:site_name" content="Le Journal des Villes">
-<meta property="og:description" content="Pistes, stationnement, budgets : comment vingt villes moyennes ont doublé la part du vélo en cinq ans.">
-<link rel="canonical" href="/og">
-</head><body><article><h1>Le vélo gagne du terrain</h1><p>Un texte d'article.</p></article></body></html>"""
-
-JSONLD_PAGE = """<!doctype html><html><head><meta charset="utf-8">
-<title>Open data : les communes publient enfin leurs budgets – Territoires Numériques</title>
-<script type="application/ld+json">
-{"@context": "https://schema.org", "@graph": [
-  {"@type": "WebSite", "name": "TN"},
-  {"@type": "NewsArticle", "headline": "Open data : les communes publient enfin leurs budgets",
-   "publisher": {"@type": "Organization", "name": "Territoires Numériques"}}]}
-</script></head><body><header><nav><a href="/">Accueil</a> <a href="/a">Archives</a></nav></header>
-<article><h1>Open data : les communes publient enfin leurs budgets</h1>
-<p>Depuis le 1er octobre, plus de trois cents communes publient leurs budgets primitifs en données ouvertes, dans un format commun que chacun peut réutiliser.</p>
-<p>Les associations de contribuables y voient un progrès, mais regrettent que les comptes administratifs, qui disent ce qui a vraiment été dépensé, restent absents.</p>
-<p>Un troisième paragraphe plus loin dans l'article, qui ne devrait pas être repris dans l'extrait proposé à l'éditeur.</p>
-</article><footer>Mentions légales</footer></body></html>"""
-
-TITLE_ONLY_PAGE = """<html><head><title>Pourquoi les budgets participatifs plafonnent | Blog de Camille</title></head>
-<body><p>Court.</p><div><p>Les budgets participatifs ont essaimé dans les grandes villes, mais la participation stagne autour de cinq pour cent des habitants, et les projets retenus se ressemblent d'une ville à l'autre.</p></div></body></html>"""
-
-LATIN1_PAGE = """<html><head><title>Élections à Besançon : le débat numérique</title></head>
-<body><p>Les candidats à Besançon ont débattu des données publiques, de la fibre et des écoles connectées, devant un public nombreux.</p></body></html>""".encode(
-    "latin-1"
-)
+PAGES = Path(__file__).resolve().parent / "pages"
+OG_PAGE = (PAGES / "opengraph.html").read_bytes()
+JSONLD_PAGE = (PAGES / "jsonld.html").read_bytes()
+TITLE_ONLY_PAGE = (PAGES / "title_only.html").read_bytes()
+LATIN1_PAGE = (PAGES / "latin1.html").read_bytes()  # Latin-1 bytes, no charset anywhere
 
 
 def big_page() -> bytes:
     head = (
-        '<html><head><meta charset="utf-8"><meta property="og:title" content="Un très long rapport">'
+        '<html><head><meta charset="utf-8">'
+        '<meta property="og:title" content="Un très long rapport">'
         '<meta property="og:description" content="Le rapport annuel, en entier."></head><body>'
     ).encode()
     filler = b"<p>" + b"x" * 1000 + b"</p>\n"
@@ -143,7 +128,7 @@ def install_pages(server: PageServer) -> None:
     server.page("/latin1", LATIN1_PAGE, "text/html")
     server.page("/big", big_page())
     server.page("/pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", "application/pdf")
-    server.routes["/slow"] = lambda _h: Reply(body=OG_PAGE.encode(), delay=1.5)
+    server.routes["/slow"] = lambda _h: Reply(body=OG_PAGE, delay=1.5)
     server.routes["/host"] = lambda h: Reply(
         body=f"<title>{h.headers.get('Host')}</title>".encode()
     )

@@ -67,7 +67,9 @@ def test_public_addresses_pass(text: str) -> None:
     assert is_public(ipaddress.ip_address(text))
 
 
-@pytest.mark.parametrize("spelling", ["2130706433", "0x7f.1", "127.1", "0177.0.0.1", "017700000001"])
+@pytest.mark.parametrize(
+    "spelling", ["2130706433", "0x7f.1", "127.1", "0177.0.0.1", "017700000001"]
+)
 def test_numeric_spellings_of_loopback_resolve_to_loopback(spelling: str) -> None:
     """Odd spellings of 127.0.0.1 come back from the resolver as the address they mean."""
     addresses = system_resolver(spelling, 80)

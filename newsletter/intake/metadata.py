@@ -50,9 +50,7 @@ def extract_meta(html: str, url: str) -> PageMeta:
         return PageMeta("", readable_domain(url), "", "")
     metas = _metas(doc)
     site = metas.get("og:site_name", "") or _jsonld_publisher(doc)
-    raw_title = (
-        metas.get("og:title") or metas.get("twitter:title") or _text(doc.find(".//title"))
-    )
+    raw_title = metas.get("og:title") or metas.get("twitter:title") or _text(doc.find(".//title"))
     title = clean_title(raw_title, (site, readable_domain(url)))
     excerpt = (
         metas.get("og:description")

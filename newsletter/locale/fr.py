@@ -154,4 +154,32 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
         "Votre inscription est confirmée. Le prochain numéro arrive dimanche."
     ),
     "While you wait, here is the latest issue:": "En attendant, voici le dernier numéro :",
+    # link intake (newsletter/intake/, newsletter/services/intake.py and feeds.py)
+    "The page could not be read: %(why)s": "La page n’a pas pu être lue : %(why)s",
+    "Already queued for the next issue: %(title)s": (
+        "Déjà dans la file du prochain numéro : %(title)s"
+    ),
+    "Already in issue #%(number)s: %(title)s": "Déjà paru dans le numéro %(number)s : %(title)s",
+    "more than %(limit)s redirects": "plus de %(limit)s redirections",
+    "not a valid link": "ce n’est pas un lien valide",
+    "only http:// and https:// links can be fetched": (
+        "seuls les liens http:// et https:// peuvent être lus"
+    ),
+    "the name %(host)s does not resolve": "le nom %(host)s est introuvable",
+    "%(host)s leads to %(address)s, which is not a public address": (
+        "%(host)s mène à %(address)s, qui n’est pas une adresse publique"
+    ),
+    "the site %(host)s could not be reached": "le site %(host)s est injoignable",
+    "the site did not answer within %(seconds)s seconds": (
+        "le site n’a pas répondu en %(seconds)s secondes"
+    ),
+    "a redirect leads to an invalid link": "une redirection mène à un lien invalide",
+    "the page answered HTTP %(status)s": "la page a répondu HTTP %(status)s",
+    "the link is not a web page but %(type)s": "le lien n’est pas une page web mais %(type)s",
+    "the connection broke while reading the page": (
+        "la connexion a été coupée pendant la lecture de la page"
+    ),
+    "the address does not serve a readable feed": "l’adresse ne sert pas de flux lisible",
+    "this feed is already registered": "ce flux est déjà enregistré",
+    "no feed with id %(id)s": "aucun flux avec l’identifiant %(id)s",
 }

@@ -91,7 +91,9 @@ def fallback_card(url: str) -> Card:
     return Card(url=url, title=url[: content.MAX_TITLE], source=readable_domain(clean), excerpt="")
 
 
-def find_duplicate(session: Session, canonical: str, exclude: int | None = None) -> Duplicate | None:
+def find_duplicate(
+    session: Session, canonical: str, exclude: int | None = None
+) -> Duplicate | None:
     """The most recent link with this canonical URL (queued first, then the latest issue)."""
     query = (
         select(Link, Issue.number)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 08:29:59.110821
+Create Date: 2026-11-30 08:33:28.787699
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import newsletter.db
-
 
 revision = "0001"
 down_revision = None
@@ -42,6 +41,7 @@ def upgrade() -> None:
         sa.Column("polled_at", newsletter.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("ok_at", newsletter.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("error", sa.String(length=500), nullable=False),
+        sa.Column("error_values", sa.Text(), nullable=False),
         sa.Column("queued_total", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feed")),
         sa.UniqueConstraint("url", name=op.f("uq_feed_url")),

@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 
 from newsletter import resources
 from newsletter.web.admin import (
+    intake_page,
     issue,
     preview,
     schedule_page,
@@ -35,6 +36,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/", index, methods=["GET"]),
         *session_pages.routes,
         *issue.routes,
+        *intake_page.routes,  # link intake: add (URL alone), suggest, share, manifest
         *preview.routes,
         *sends.routes,
         *schedule_page.routes,

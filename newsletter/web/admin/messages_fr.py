@@ -142,4 +142,8 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Already subscribed, or a confirmation was sent recently.": (
         "Déjà abonné, ou une confirmation a été envoyée récemment."
     ),
+    # link intake (intake_page.py, feeds_page.py, clicks_page.py, share.html, feeds.html)
+    "Suggest from the page": "Proposer depuis la page",
+    "Title (empty: the page's own)": "Titre (vide : celui de la page)",
+    "Queue a shared link": "Ajouter un lien partagé",
 }
