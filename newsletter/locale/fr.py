@@ -182,4 +182,9 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "the address does not serve a readable feed": "l’adresse ne sert pas de flux lisible",
     "this feed is already registered": "ce flux est déjà enregistré",
     "no feed with id %(id)s": "aucun flux avec l’identifiant %(id)s",
+    "no issue #%(number)s": "aucun numéro %(number)s",
+    "Clicks on links are counted anonymously, per link, without recording anything about you.": (
+        "Les clics sur les liens sont comptés anonymement, lien par lien, "
+        "sans rien enregistrer sur vous."
+    ),
 }

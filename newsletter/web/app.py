@@ -18,8 +18,9 @@ from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.resources import STATIC_DIR
 from newsletter.services.schedule import schedule_state
-from newsletter.web import admin, outbox, public
+from newsletter.web import admin, clicks, outbox, public
 from newsletter.web import archive as public_archive
+from newsletter.web.admin.intake_page import manifest_routes
 from newsletter.web.api import app as editor_api
 from newsletter.web.security import (
     BodySizeLimitMiddleware,
@@ -52,6 +53,8 @@ def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
         *outbox.routes,
         *admin.routes,
         *editor_api.routes,
+        *clicks.routes,  # /r/ISSUE/LINK: counted, signed redirects (link intake)
+        *manifest_routes,
         *public_archive.routes,
         *public.routes,
         Mount("/static", app=StaticFiles(directory=str(PUBLIC_STATIC)), name="static"),
@@ -61,7 +64,8 @@ def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
         Middleware(
             BodySizeLimitMiddleware, prefix_limits={"/admin": 1024 * 1024, "/api": 1024 * 1024}
         ),
-        Middleware(CSRFMiddleware),
+        # Readers following a counted link get no cookie at all.
+        Middleware(CSRFMiddleware, exempt_prefixes=("/r/",)),
     ]
     app = Starlette(routes=routes, middleware=middleware)
     app.state.config = config

@@ -12,6 +12,8 @@ from starlette.staticfiles import StaticFiles
 
 from newsletter import resources
 from newsletter.web.admin import (
+    clicks_page,
+    feeds_page,
     intake_page,
     issue,
     preview,
@@ -36,7 +38,9 @@ def admin_routes() -> list[BaseRoute]:
         Route("/", index, methods=["GET"]),
         *session_pages.routes,
         *issue.routes,
-        *intake_page.routes,  # link intake: add (URL alone), suggest, share, manifest
+        *intake_page.routes,  # link intake: add (URL alone), suggest, share
+        *feeds_page.routes,
+        *clicks_page.routes,
         *preview.routes,
         *sends.routes,
         *schedule_page.routes,

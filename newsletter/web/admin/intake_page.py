@@ -186,5 +186,6 @@ routes = [
     Route("/issue/links", add_link, methods=["POST"]),
     Route("/issue/links/suggest", suggest_link, methods=["POST"]),
     Route("/intake/share", share_page, methods=["GET"]),
-    Route("/manifest.webmanifest", manifest, methods=["GET"]),
 ]
+# Public: browsers fetch a manifest without cookies, so it cannot sit behind the sign-in.
+manifest_routes = [Route("/manifest.webmanifest", manifest, methods=["GET"])]

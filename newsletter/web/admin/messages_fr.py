@@ -146,4 +146,42 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Suggest from the page": "Proposer depuis la page",
     "Title (empty: the page's own)": "Titre (vide : celui de la page)",
     "Queue a shared link": "Ajouter un lien partagé",
+    "Collect links": "Recueillir des liens",
+    "Bookmarklet": "Bookmarklet",
+    "Drag this link to your bookmarks bar; on any page, click it to queue that page (with the "
+    "selected text as excerpt).": (
+        "Glissez ce lien dans votre barre de favoris ; sur n’importe quelle page, cliquez "
+        "dessus pour l’ajouter à la file (le texte sélectionné devient l’extrait)."
+    ),
+    "Queue for": "Ajouter à",
+    'On a phone, install the dashboard ("Add to home screen") to share links to it.': (
+        "Sur un téléphone, installez le tableau de bord (« Ajouter à l’écran d’accueil ») "
+        "pour lui partager des liens."
+    ),
+    "Feeds": "Flux",
+    "New items of these feeds are queued as links, every hour and shortly before each issue.": (
+        "Les nouveaux éléments de ces flux sont ajoutés à la file, toutes les heures et peu "
+        "avant chaque numéro."
+    ),
+    "Feed": "Flux",
+    "Last read": "Dernière lecture",
+    "Queued": "Ajoutés",
+    "never": "jamais",
+    "Read the feeds now": "Lire les flux maintenant",
+    "No feed registered.": "Aucun flux enregistré.",
+    "Register a feed": "Enregistrer un flux",
+    "Feed URL (RSS, Atom or JSON Feed)": "Adresse du flux (RSS, Atom ou JSON Feed)",
+    "Register": "Enregistrer",
+    "Feed registered.": "Flux enregistré.",
+    "Feed removed.": "Flux supprimé.",
+    "Feeds read.": "Flux lus.",
+    "Clicks": "Clics",
+    "Click counting is off. Set [tracking] clicks = true to count readers' clicks "
+    "(anonymously: one counter per link).": (
+        "Le comptage des clics est désactivé. Mettez [tracking] clicks = true pour compter "
+        "les clics des lecteurs (anonymement : un compteur par lien)."
+    ),
+    "Link": "Lien",
+    "Scanners and bots": "Scanners et robots",
+    "No issue sent yet.": "Aucun numéro envoyé pour l’instant.",
 }

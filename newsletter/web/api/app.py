@@ -25,6 +25,7 @@ from newsletter.errors import InvalidInputError, NewsletterError
 from newsletter.web.admin.common import error_status
 from newsletter.web.api import handlers
 from newsletter.web.api.handlers import JSON_HEADERS, ok
+from newsletter.web.api.intake import intake_operations
 from newsletter.web.api.operations import operations
 from newsletter.web.api.validation import Handler, Operation, openapi_document, validate
 
@@ -129,7 +130,7 @@ async def openapi_json(request: Request) -> Response:
     return ok(document)
 
 
-OPERATIONS: tuple[Operation, ...] = operations(vars(handlers))
+OPERATIONS: tuple[Operation, ...] = operations(vars(handlers)) + intake_operations()
 
 
 def _routes() -> list[BaseRoute]:
