@@ -128,7 +128,7 @@ def install_pages(server: PageServer) -> None:
     server.page("/latin1", LATIN1_PAGE, "text/html")
     server.page("/big", big_page())
     server.page("/pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", "application/pdf")
-    server.routes["/slow"] = lambda _h: Reply(body=OG_PAGE, delay=1.5)
+    server.routes["/slow"] = lambda _h: Reply(body=OG_PAGE, delay=3.0)
     server.routes["/host"] = lambda h: Reply(
         body=f"<title>{h.headers.get('Host')}</title>".encode()
     )

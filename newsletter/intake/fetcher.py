@@ -123,6 +123,8 @@ def _pinned(url: httpx.URL, policy: FetchPolicy) -> tuple[httpx.URL, dict[str, s
     if not addresses:
         raise FetchError("the name %(host)s does not resolve", "url", host=url.host)
     for address in addresses:
+        if not is_allowed(address, policy.allow) and url.host == str(address):
+            raise FetchError("%(address)s is not a public address", "url", address=str(address))
         if not is_allowed(address, policy.allow):
             raise FetchError(
                 "%(host)s leads to %(address)s, which is not a public address",

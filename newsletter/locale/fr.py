@@ -169,6 +169,7 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "%(host)s leads to %(address)s, which is not a public address": (
         "%(host)s mène à %(address)s, qui n’est pas une adresse publique"
     ),
+    "%(address)s is not a public address": "%(address)s n’est pas une adresse publique",
     "the site %(host)s could not be reached": "le site %(host)s est injoignable",
     "the site did not answer within %(seconds)s seconds": (
         "le site n’a pas répondu en %(seconds)s secondes"
