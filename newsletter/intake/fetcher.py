@@ -179,7 +179,9 @@ def _remaining(deadline: float, policy: FetchPolicy) -> float:
 
 def _timeout(policy: FetchPolicy) -> FetchError:
     return FetchError(
-        "the site did not answer within %(seconds)s seconds", "url", seconds=f"{policy.timeout:g}"
+        "the site did not answer within %(seconds)s seconds",
+        "url",
+        seconds=format(policy.timeout, "g"),
     )
 
 

@@ -21,16 +21,16 @@ from newsletter import content
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import InvalidInputError
-from newsletter.i18n import Gettext, format_date, gettext
+from newsletter.i18n import N_, Gettext, format_date, format_list, gettext
 from newsletter.models import Issue, Pause, Slot, SlotOverride
 from newsletter.schedule.policy import (
     MAX_LOOKBACK,
     Cause,
     Decision,
-    Outcome,
     Override,
     OverrideAction,
     PauseWindow,
+    SlotOutcome,
     SlotRecord,
     WeeklySchedule,
     catch_up_weeks,
@@ -41,7 +41,7 @@ from newsletter.schedule.policy import (
 )
 from newsletter.sending.publish import publish_next_issue
 
-NOTHING_NEW = "nothing new"
+NOTHING_NEW = N_("nothing new")
 
 
 def schedule_of(config: Config) -> WeeklySchedule:
@@ -142,9 +142,9 @@ def _decide_and_record(session: Session, config: Config, instant: datetime, now:
         session.flush()  # takes the unique slot_at: a concurrent firing waits here, then fails
     except IntegrityError:
         raise _AlreadyDecided from None
-    if decision.outcome is Outcome.SENT:
+    if decision.outcome is SlotOutcome.SENT:
         intro = _catch_up_intro(session, config, schedule, instant)
-        row.issue_id = publish_next_issue(session, config, now, intro).id
+        row.issue_id = publish_next_issue(session, config, now, intro).issue.id
         session.flush()
     return row
 
@@ -177,7 +177,7 @@ def _history_since_last_issue(session: Session, before: datetime) -> list[Slot]:
     hand (``send now``): the weeks whose links the next issue carries."""
     last_sent_slot = session.scalar(
         select(func.max(Slot.slot_at)).where(
-            Slot.outcome == Outcome.SENT.value, Slot.slot_at < before
+            Slot.outcome == SlotOutcome.SENT.value, Slot.slot_at < before
         )
     )
     last_issue = session.scalar(select(func.max(Issue.created_at)))
@@ -199,8 +199,8 @@ def _catch_up_intro(
     history = [
         SlotRecord(
             row.slot_at,
-            Outcome(row.outcome),
-            kept_links=not (row.outcome == Outcome.SKIPPED and row.reason in nothing_new),
+            SlotOutcome(row.outcome),
+            kept_links=not (row.outcome == SlotOutcome.SKIPPED and row.reason in nothing_new),
         )
         for row in _history_since_last_issue(session, instant)
     ]
@@ -212,6 +212,5 @@ def catch_up_intro(config: Config, weeks: Sequence[date]) -> str:
     """The default intro of a catch-up issue, naming the weeks it covers."""
     language = str(config.get("list", "language"))
     _ = gettext(language)
-    names = [format_date(day, language) for day in weeks]
-    listed = f"{', '.join(names[:-1])} {_('and')} {names[-1]}" if len(names) > 1 else names[0]
+    listed = format_list((format_date(day, language) for day in weeks), language)
     return _("This issue catches up on the weeks of {weeks}.").format(weeks=listed)

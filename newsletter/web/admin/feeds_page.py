@@ -14,6 +14,7 @@ from starlette.routing import Route
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
+from newsletter.i18n import N_, gettext
 from newsletter.intake.fetcher import FetchPolicy
 from newsletter.services import feeds as feed_service
 from newsletter.web.admin.auth import editor_required
@@ -26,17 +27,17 @@ from newsletter.web.admin.common import (
     run_db,
 )
 from newsletter.web.admin.intake_page import bookmarklet
-from newsletter.web.admin.templating import environment, render_page
+from newsletter.web.admin.templating import render_page
 
 DONE_MESSAGES = {
-    "added": "Feed registered.",
-    "removed": "Feed removed.",
-    "polled": "Feeds read.",
+    "added": N_("Feed registered."),
+    "removed": N_("Feed removed."),
+    "polled": N_("Feeds read."),
 }
 
 
 def _rows(session: Session, language: str) -> list[dict[str, Any]]:
-    translate = environment(language).filters["tr"]
+    translate = gettext(language)
     rows = []
     for feed in feed_service.list_feeds(session):
         error = feed_service.feed_error(feed)

@@ -18,12 +18,14 @@ from starlette.routing import Route
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import FetchError, Gettext, NewsletterError
+from newsletter.i18n import gettext
 from newsletter.intake.fetcher import FetchPolicy
 from newsletter.services import intake
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import field, redirect
 from newsletter.web.admin.issue import issue_error_page, issue_page_with, link_fields
-from newsletter.web.admin.templating import environment, render_page
+from newsletter.web.admin.templating import render_page
+from newsletter.web.common import error_text
 
 _URL_IN_TEXT = re.compile(r"https?://\S+")
 MAX_SHARED = 2000  # characters kept of a shared title or selection
@@ -35,10 +37,7 @@ def _policy(request: Request) -> FetchPolicy:
 
 
 def _gettext(request: Request) -> Gettext:
-    """The dashboard's catalogue (the product's strings and the admin's)."""
-    language = str(request.app.state.config.get("list", "language"))
-    translate: Gettext = environment(language).filters["tr"]
-    return translate
+    return gettext(str(request.app.state.config.get("list", "language")))
 
 
 def _notices(
@@ -134,7 +133,7 @@ async def share_page(request: Request) -> Response:
                 lambda: intake.suggest(engine, policy, shared["url"])
             )
         except NewsletterError as exc:
-            notices.append(exc.render(_gettext(request), str))
+            notices.append(error_text(request.app.state.config, exc))
         else:
             form = _suggested_form({}, suggestion)
             form["title"] = form["title"] or shared["title"]
