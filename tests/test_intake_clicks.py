@@ -42,7 +42,7 @@ def published(config: Config, engine: Engine) -> tuple[Issue, list[Link]]:
             queue_link(
                 session, url=f"https://example.org/{n}", title=f"Lien {n}", source="S", now=NOW
             )
-        issue = publish_next_issue(session, config, NOW)
+        issue = publish_next_issue(session, config, NOW).issue
         links = list(session.scalars(select(Link).where(Link.issue_id == issue.id)))
         session.expunge_all()
     return issue, links
