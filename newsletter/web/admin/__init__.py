@@ -14,6 +14,7 @@ from newsletter import resources
 from newsletter.web.admin import (
     clicks_page,
     feeds_page,
+    inbound_page,
     intake_page,
     issue,
     preview,
@@ -45,6 +46,7 @@ def admin_routes() -> list[BaseRoute]:
         *sends.routes,
         *schedule_page.routes,
         *subscribers_page.routes,
+        *inbound_page.routes,  # the return path's inbound view
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="admin-static"),
     ]
 
