@@ -98,7 +98,7 @@ async def test_unsubscribe_mid_send_gets_nothing_more(
         return build_and_leave
 
     # One batch holds everyone, so only the check at send time can catch the leaver.
-    options = SenderOptions(batch_size=30, workers=1, poll_interval=0.01, recheck_interval=0)
+    options = SenderOptions(batch_size=30, workers=1, poll_interval=0.01)
     await run_sender(config, engine, options=options, message_factory=factory)
     recipients = smtp_server.handler.recipients()
     assert "reader29@example.net" not in recipients

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Config
 from newsletter.models import Delivery, DeliveryStatus, SendRun
-from newsletter.sending.ledger import Claim, Outcome, OutcomeKind, RetryPolicy
+from newsletter.sending.ledger import Claim
+from newsletter.sending.outcomes import Outcome, OutcomeKind, RetryPolicy
 from newsletter.sending.runs import (
     OPEN_STATUSES,
     get_run,
