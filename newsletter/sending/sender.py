@@ -28,9 +28,15 @@ from sqlalchemy import Engine, text
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.db import read_only, transaction
+from newsletter.db import transaction
 from newsletter.errors import NewsletterError
-from newsletter.sending.ledger import Claim, Owner, claim_batch, renew_leases, still_active
+from newsletter.sending.ledger import (
+    Claim,
+    Owner,
+    SubscriptionCheck,
+    claim_batch,
+    renew_leases,
+)
 from newsletter.sending.outcomes import Outcome, OutcomeKind, RetryPolicy, record_outcomes
 from newsletter.sending.pipeline import OutcomeRecorder, SubscriptionGate
 from newsletter.sending.runs import (
@@ -201,7 +207,8 @@ class Sender:
         self.recorder: OutcomeRecorder[tuple[int, Outcome]] = OutcomeRecorder(
             self._record, interval=options.commit_interval, limit=options.commit_limit
         )
-        self.gate = SubscriptionGate(self._still_active)
+        self.check = SubscriptionCheck(engine)
+        self.gate = SubscriptionGate(self.check)
         self.stats = SenderStats()
 
     # --- database side (always in a thread) ---------------------------------------------
@@ -262,10 +269,6 @@ class Sender:
     def _renew(self, tokens: list[str]) -> None:
         with transaction(self.engine) as session:
             renew_leases(session, tokens, now=self.now_fn(), lease=self.options.lease)
-
-    def _still_active(self, subscriber_ids: Sequence[int]) -> set[int]:
-        with read_only(self.engine) as session:
-            return still_active(session, subscriber_ids)
 
     def _wait_hint(self) -> float | None:
         """Seconds until something may become claimable; None when no running run is open."""
@@ -391,6 +394,7 @@ class Sender:
             raise group_error.exceptions[0] from None
         finally:
             await self.pool.close()
+            await asyncio.to_thread(self.check.close)
         return self.stats
 
 

@@ -142,4 +142,10 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Already subscribed, or a confirmation was sent recently.": (
         "Déjà abonné, ou une confirmation a été envoyée récemment."
     ),
+    # send.html: senders that stopped while holding messages (issue 11)
+    "%(count)s messages held by a sender that stopped (pid %(pid)s on %(host)s)": (
+        "%(count)s messages détenus par un expéditeur arrêté (pid %(pid)s sur %(host)s)"
+    ),
+    "taken back at %(at)s": "repris à %(at)s",
+    "to be taken back at %(at)s": "à reprendre à %(at)s",
 }
