@@ -14,14 +14,17 @@ process, slow relay) changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
+import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -158,35 +161,72 @@ def renew_leases(
 
 
 class SubscriptionCheck:
-    """Which of some subscribers are still active, asked right before each message: one plain
-    SELECT on a connection kept for the purpose, read-only (on SQLite it never takes the
-    write lock). A Session per question cost about ten times as much CPU. Not thread-safe:
-    one question at a time."""
+    """Which of some subscribers are still active, asked right before each message, so it must
+    be cheap: one plain SELECT on a connection kept for the purpose, without SQLAlchemy and
+    without a thread. On SQLite (WAL) a read takes no lock, so it runs on the event loop
+    (~20 us); on PostgreSQL it goes through psycopg's async connection in autocommit mode.
+    (A Session in a thread per message cost ~0.9 ms of CPU and the sender a third of its
+    rate.) Other backends fall back to a thread. One question at a time."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._connection: Connection | None = None
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._mark = mark
-        self._query = f"SELECT id FROM {Subscriber.__tablename__} WHERE status = {mark} AND id IN "
+        self._sqlite: Any = None
+        self._postgres: Any = None
+        self._fallback: Connection | None = None
 
-    def __call__(self, subscriber_ids: Sequence[int]) -> set[int]:
+    async def __call__(self, subscriber_ids: Sequence[int]) -> set[int]:
         if not subscriber_ids:
             return set()
-        if self._connection is None:
-            self._connection = self.engine.connect().execution_options(**{READ_ONLY: True})
-        marks = ", ".join([self._mark] * len(subscriber_ids))
         params = (SubscriberStatus.ACTIVE.value, *subscriber_ids)
-        try:
-            rows = self._connection.exec_driver_sql(f"{self._query}({marks})", params).all()
-        finally:
-            self._connection.rollback()
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            if self._sqlite is None:
+                self._sqlite = await asyncio.to_thread(self._open_sqlite)
+            rows = self._sqlite.execute(_active_query("?", len(subscriber_ids)), params)
+        elif dialect == "postgresql":
+            if self._postgres is None:
+                self._postgres = await self._open_postgres()
+            cursor = await self._postgres.execute(_active_query("%s", len(subscriber_ids)), params)
+            rows = await cursor.fetchall()
+        else:
+            rows = await asyncio.to_thread(self._through_sqlalchemy, params)
         return {int(row[0]) for row in rows}
 
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+    def _open_sqlite(self) -> Any:
+        # A connection of its own, in autocommit mode: each SELECT is its own read.
+        database = self.engine.url.database or ""
+        return sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+
+    async def _open_postgres(self) -> Any:
+        import psycopg
+
+        url = self.engine.url.set(drivername="postgresql")
+        conninfo = url.render_as_string(hide_password=False)
+        return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+
+    def _through_sqlalchemy(self, params: tuple[Any, ...]) -> list[Any]:
+        if self._fallback is None:
+            self._fallback = self.engine.connect().execution_options(**{READ_ONLY: True})
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        try:
+            query = _active_query(mark, len(params) - 1)
+            return list(self._fallback.exec_driver_sql(query, params).all())
+        finally:
+            self._fallback.rollback()
+
+    async def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._postgres is not None:
+            await self._postgres.close()
+        if self._fallback is not None:
+            self._fallback.close()
+        self._sqlite = self._postgres = self._fallback = None
+
+
+def _active_query(mark: str, count: int) -> str:
+    marks = ", ".join([mark] * count)
+    return f"SELECT id FROM {Subscriber.__tablename__} WHERE status = {mark} AND id IN ({marks})"
 
 
 DueRow = Row[int, int | None, str, int, str, int | None, str]

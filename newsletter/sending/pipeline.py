@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -82,10 +82,10 @@ class OutcomeRecorder(Generic[Item]):
 
 
 class SubscriptionGate:
-    """Answers "still subscribed?" for many tasks with one ``query`` (run in a thread) for
-    every question waiting at that moment."""
+    """Answers "still subscribed?" for many tasks with one ``query`` for every question
+    waiting at that moment."""
 
-    def __init__(self, query: Callable[[Sequence[int]], set[int]]) -> None:
+    def __init__(self, query: Callable[[Sequence[int]], Awaitable[set[int]]]) -> None:
         self._query = query
         self._waiting: dict[int, list[asyncio.Future[bool]]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -102,7 +102,7 @@ class SubscriptionGate:
         while self._waiting:
             asked, self._waiting = self._waiting, {}
             try:
-                active = await asyncio.to_thread(self._query, list(asked))
+                active = await self._query(list(asked))
             except Exception as exc:  # handed to every task that asked, which raises it
                 for futures in asked.values():
                     for future in futures:

@@ -394,7 +394,7 @@ class Sender:
             raise group_error.exceptions[0] from None
         finally:
             await self.pool.close()
-            await asyncio.to_thread(self.check.close)
+            await self.check.close()
         return self.stats
 
 
