@@ -121,6 +121,51 @@ def test_hard_bounces_are_recorded_and_the_rest_delivered(
         engine.dispose()
 
 
+def test_fifty_subscribers_at_a_dead_domain_never_pause_the_run(
+    make_config: ConfigFactory, db_url: str
+) -> None:
+    """50 recipients in a row refused at RCPT (550 5.1.2, a dead domain) are bounces: the run
+    never pauses, they are bounced and everyone else gets the issue once."""
+
+    def rcpt(address: str, tries: int) -> str | None:
+        dead = 20 <= number(address) < 70
+        return "550 5.1.2 <x@dead.example>: domain does not exist" if dead else None
+
+    with SMTPServer(FaultHandler(rcpt_reply=rcpt)) as server:
+        config = make_config(db_url, smtp_port=server.port)
+        engine = make_engine(db_url)
+        upgrade_database(engine)
+        add_subscribers(engine, 150)
+        run_id = start(engine)
+        stats = asyncio_run(run_sender(config, engine, options=QUICK))
+        assert stats.paused_runs == [] and stats.bounced == 50
+        received = Counter(server.handler.recipients())
+        assert received == {f"reader{i}@example.net": 1 for i in range(150) if not 20 <= i < 70}
+        assert delivery_counts(engine, run_id) == {"sent": 100, "bounced": 50}
+        engine.dispose()
+
+
+def test_a_relay_refusing_every_recipient_still_pauses_the_run(
+    make_config: ConfigFactory, sqlite_url: str
+) -> None:
+    """A 5xx at RCPT that names the relay (554 5.7.1 relay access denied) for everyone trips
+    the breaker: the run pauses instead of bouncing the whole list."""
+
+    def rcpt(address: str, tries: int) -> str | None:
+        return "554 5.7.1 <x@example.net>: Relay access denied"
+
+    with SMTPServer(FaultHandler(rcpt_reply=rcpt)) as server:
+        config = make_config(sqlite_url, smtp_port=server.port)
+        engine = make_engine(sqlite_url)
+        upgrade_database(engine)
+        add_subscribers(engine, 200)
+        run_id = start(engine)
+        stats = asyncio_run(run_sender(config, engine, options=QUICK))
+        assert stats.paused_runs == [run_id] and server.received() == []
+        assert delivery_counts(engine, run_id)["bounced"] < 40
+        engine.dispose()
+
+
 def test_relay_down_pauses_the_run_and_resume_completes_it(
     make_config: ConfigFactory, db_url: str
 ) -> None:

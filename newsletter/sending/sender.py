@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import NewsletterError
+from newsletter.sending.breaker import CircuitBreaker
 from newsletter.sending.ledger import (
     Claim,
     Owner,
@@ -118,34 +118,6 @@ class SenderStats:
             self.released += 1
         elif outcome.kind == OutcomeKind.FAILED:
             self.failed += 1
-
-
-class CircuitBreaker:
-    """Trips when at least ``ratio`` of the last ``window`` attempts of a run failed."""
-
-    def __init__(self, window: int, ratio: float) -> None:
-        self.window = window
-        self.ratio = ratio
-        self._recent: dict[int, deque[bool]] = {}
-        self.reasons: dict[int, str] = {}
-
-    def record(self, run_id: int, ok: bool, error: str = "") -> None:
-        recent = self._recent.setdefault(run_id, deque(maxlen=self.window))
-        recent.append(ok)
-        failures = recent.count(False)
-        if len(recent) == self.window and failures >= self.ratio * self.window:
-            self.reasons.setdefault(
-                run_id,
-                f"paused automatically: {failures} of the last {self.window} "
-                f"attempts failed (last error: {error})"[:500],
-            )
-
-    def tripped(self, run_id: int) -> bool:
-        return run_id in self.reasons
-
-    def reset(self, run_id: int) -> None:
-        self._recent.pop(run_id, None)
-        self.reasons.pop(run_id, None)
 
 
 def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
@@ -321,7 +293,8 @@ class Sender:
             self.breaker.record(run_id, False, exc.message)
             return Outcome(claim, OutcomeKind.TEMPORARY, exc.message)
         except PermanentFailure as exc:
-            self.breaker.record(run_id, False, exc.message)
+            # A bounce: about this address, not the relay (see ``sending.breaker``).
+            self.breaker.record_bounce(run_id, exc.message)
             return Outcome(claim, OutcomeKind.PERMANENT, exc.message)
         if not sent:
             return Outcome(claim, OutcomeKind.SKIPPED)
