@@ -177,9 +177,10 @@ async def test_delivery_service_picks_up_runs_started_while_it_runs(
 async def test_slow_batches_keep_their_lease(
     make_config: object, sqlite_url: str, smtp_server: SMTPServer
 ) -> None:
-    """A batch that takes longer than the lease (low rate) renews it, so a second sender
-    does not take the same recipients: everyone gets exactly one message."""
-    config = make_config(sqlite_url, smtp_port=smtp_server.port, smtp__rate=25.0)  # type: ignore[operator]
+    """A batch that takes longer than the lease (low rate: 2 s for a 1 s lease) is kept by the
+    heartbeat, so a second sender does not take the same recipients: everyone gets exactly one
+    message."""
+    config = make_config(sqlite_url, smtp_port=smtp_server.port, smtp__rate=10.0)  # type: ignore[operator]
     from newsletter.db import make_engine, upgrade_database
 
     engine = make_engine(sqlite_url)
@@ -187,7 +188,7 @@ async def test_slow_batches_keep_their_lease(
     add_subscribers(engine, 40)
     start(engine)
     options = SenderOptions(
-        batch_size=20, workers=1, poll_interval=0.01, lease=timedelta(milliseconds=600)
+        batch_size=20, workers=1, poll_interval=0.01, lease=timedelta(milliseconds=1000)
     )
     await asyncio.gather(
         run_sender(config, engine, options=options, message_factory=simple_factory),
