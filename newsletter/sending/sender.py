@@ -29,6 +29,7 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import NewsletterError
+from newsletter.returnpath import ReturnPurpose, return_address
 from newsletter.sending.breaker import CircuitBreaker
 from newsletter.sending.ledger import (
     Claim,
@@ -133,7 +134,11 @@ def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
 
     def build(claim: Claim, now: datetime) -> bytes:
         token = make_unsubscribe_token(secret, claim.subscriber_id)
-        recipient = Recipient(claim.email, claim.name, f"{base_url}/u/{token}")
+        # The mailto: unsubscribe is a signed return address (issue 10: the return path).
+        mailto = return_address(
+            config, ReturnPurpose.UNSUBSCRIBE, message.run_id, claim.subscriber_id
+        )
+        recipient = Recipient(claim.email, claim.name, f"{base_url}/u/{token}", mailto)
         return template.for_recipient(recipient, now)
 
     return build
@@ -169,7 +174,6 @@ class Sender:
             soft_bounce_limit=int(config.get("subscribers", "soft_bounce_limit")),
             secret=config.secret_key,
         )
-        self.envelope_from = str(config.get("list", "from_address"))
         self.owner = Owner.this_process()
         self.builders: dict[int, BuildFn] = {}
         self.breaker_paused: set[int] = set()
@@ -285,7 +289,10 @@ class Sender:
             return await self.gate.still_subscribed(claim.subscriber_id)
 
         try:
-            sent = await self.pool.send(self.envelope_from, claim.email, data, still_subscribed)
+            envelope = return_address(
+                self.config, ReturnPurpose.BOUNCE, run_id, claim.subscriber_id
+            )
+            sent = await self.pool.send(envelope, claim.email, data, still_subscribed)
         except ConnectionFailure as exc:
             self.breaker.record(run_id, False, exc.message)
             return Outcome(claim, OutcomeKind.RELEASED, exc.message)
