@@ -24,8 +24,18 @@ class OutcomeRecorder(Generic[Item]):
     """Collects items from many tasks and hands them to ``write`` (run in a thread) in
     groups; ``run`` is the committing task, ``close`` ends it after a last group."""
 
-    def __init__(self, write: Callable[[list[Item]], None], *, interval: float, limit: int) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[Item]], None],
+        *,
+        interval: float,
+        limit: int,
+        lock: asyncio.Lock | None = None,
+    ) -> None:
         self._write = write
+        # Held while writing: other writers of the same rows (the heartbeat) take it too, so
+        # two transactions of one process never lock the same rows in different orders.
+        self.lock = lock or asyncio.Lock()
         self.interval = interval
         self.limit = max(limit, 1)
         self._pending: list[Item] = []
@@ -73,7 +83,8 @@ class OutcomeRecorder(Generic[Item]):
                 group, self._pending = self._pending, []
                 self._writing = len(group)
             try:
-                await asyncio.to_thread(self._write, group)
+                async with self.lock:
+                    await asyncio.to_thread(self._write, group)
                 self.groups += 1
             finally:
                 async with self._changed:

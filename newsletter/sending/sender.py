@@ -330,7 +330,8 @@ class Sender:
                     except NewsletterError as exc:
                         # Nobody can get this message (a bad setting, say): pause, lose nothing.
                         reason = f"cannot prepare the message: {exc.message}"
-                        await asyncio.to_thread(self._give_back, run_id, claims, reason)
+                        async with self.recorder.lock:
+                            await asyncio.to_thread(self._give_back, run_id, claims, reason)
                         continue
                 await self._send_batch(run_id, claims)
             finally:
@@ -348,7 +349,9 @@ class Sender:
                 if ended is not None and ended < old:
                     del self.held[token]
             if self.held and not done.is_set():
-                await asyncio.to_thread(self._renew, sorted(self.held))
+                # Never beside a group commit of this process: both lock the rows it holds.
+                async with self.recorder.lock:
+                    await asyncio.to_thread(self._renew, sorted(self.held))
 
     async def _supervise(self, workers: list[asyncio.Task[None]]) -> None:
         # When every worker has returned: the last group commit, then the heartbeat stops.
