@@ -151,8 +151,8 @@ def publish(db: Database) -> None:
     try:
         # As `send now` does: render first, then a short write transaction stores it.
         with read_transaction(engine) as session:
-            view = sends.next_issue_view(session, config, now)
-        prepared = sends.prepare_issue(config, view)
+            issue = sends.issue_to_publish(session, config, now)
+        prepared = sends.prepare_issue(config, issue)
         with transaction(engine) as session:
             sends.publish_now(session, config, now, prepared=prepared)
     finally:

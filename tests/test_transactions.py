@@ -15,11 +15,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
-from newsletter.content import next_issue_view, queue_link
+from newsletter.content import queue_link
 from newsletter.db import make_engine, read_transaction, transaction, upgrade_database
 from newsletter.errors import InvalidInputError
 from newsletter.models import Issue, Link
-from newsletter.sending import publish_next_issue, render_issue
+from newsletter.sending import issue_to_render, publish_next_issue, render_issue
 from newsletter.web.writer import WriteQueue
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -115,7 +115,7 @@ def test_publishing_uses_the_issue_rendered_beforehand_only_when_it_is_the_same(
     with transaction(engine) as session:
         _queue(session, "first")
     with read_transaction(engine) as session:
-        prepared = render_issue(config, next_issue_view(session, config, NOW))
+        prepared = render_issue(config, issue_to_render(session, config, NOW))
     marked = replace(prepared, rendered=replace(prepared.rendered, html="<p>beforehand</p>"))
     with transaction(engine) as session:
         published = publish_next_issue(session, config, NOW, prepared=marked)
@@ -124,7 +124,7 @@ def test_publishing_uses_the_issue_rendered_beforehand_only_when_it_is_the_same(
     with transaction(engine) as session:
         _queue(session, "second")
     with read_transaction(engine) as session:
-        prepared = render_issue(config, next_issue_view(session, config, NOW))
+        prepared = render_issue(config, issue_to_render(session, config, NOW))
     stale = replace(prepared, rendered=replace(prepared.rendered, html="<p>stale</p>"))
     with transaction(engine) as session:
         _queue(session, "third, queued meanwhile")

@@ -39,7 +39,12 @@ from newsletter.schedule.policy import (
     format_local,
     weekly_schedule,
 )
-from newsletter.sending.publish import RenderedIssue, publish_next_issue, render_issue
+from newsletter.sending.publish import (
+    RenderedIssue,
+    issue_to_render,
+    publish_next_issue,
+    render_issue,
+)
 
 NOTHING_NEW = N_("nothing new")
 
@@ -131,8 +136,8 @@ def _render_beforehand(
         if not content.queued_links(session):
             return None
         intro = _catch_up_intro(session, config, schedule_of(config), instant)
-        view = content.next_issue_view(session, config, now, intro)
-    return render_issue(config, view)
+        issue = issue_to_render(session, config, now, intro)
+    return render_issue(config, issue)
 
 
 def _decide_and_record(

@@ -12,9 +12,11 @@ mail catcher).
 from newsletter.sending.catcher import catcher_service
 from newsletter.sending.message import Recipient
 from newsletter.sending.publish import (
+    IssueToRender,
     PublishedIssue,
     RenderedIssue,
     issue_run_key,
+    issue_to_render,
     publish_next_issue,
     render_issue,
 )
@@ -42,6 +44,7 @@ from newsletter.sending.transactional import TransactionalMailer, send_rendered
 __all__ = [
     "RECIPIENT_EMAIL_PLACEHOLDER",
     "UNSUBSCRIBE_URL_PLACEHOLDER",
+    "IssueToRender",
     "PublishedIssue",
     "Recipient",
     "RenderedEmail",
@@ -53,6 +56,7 @@ __all__ = [
     "delivery_service",
     "get_run",
     "issue_run_key",
+    "issue_to_render",
     "latest_run",
     "pause_run",
     "publish_next_issue",

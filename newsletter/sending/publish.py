@@ -1,20 +1,30 @@
 """Publishing an issue: assemble the queued links, render once, store the parts and start the
 send run. The dispatcher (at a slot) and ``send now`` both call ``publish_next_issue``.
 
-Rendering (jinja2 + premailer) takes a good part of a second: callers render the issue as it
-would be (``render_issue``, no transaction held) and hand the result to
+Rendering (jinja2 + premailer) takes a good part of a second: callers read the issue as it
+would be (``issue_to_render``, a read transaction), render it (``render_issue``, no
+transaction held) and hand the result to
 ``publish_next_issue``, whose write transaction then only stores it. If the queue changed in
 between, the issue is rendered again inside, so what is stored is always what was assembled."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
-from newsletter.content import IssueView, assemble_issue, issue_view
+from newsletter.content import (
+    IssueView,
+    assemble_issue,
+    issue_links,
+    issue_view,
+    next_issue_view,
+    queued_links,
+)
+from newsletter.intake.clicks import tracked_view
 from newsletter.models import Issue, RunKind, SendRun
 from newsletter.sending.render import RenderedEmail, render_digest
 from newsletter.sending.runs import start_send_run
@@ -34,16 +44,40 @@ class PublishedIssue:
 
 
 @dataclass(frozen=True)
+class IssueToRender:
+    """The next issue as it would be assembled now, and the ids of its links (in order)."""
+
+    view: IssueView
+    link_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class RenderedIssue:
-    """An issue as it would be assembled (its view) and its rendering, made beforehand."""
+    """An issue as it would be sent (its view) and its rendering, made beforehand."""
 
     view: IssueView
     rendered: RenderedEmail
 
 
-def render_issue(config: Config, view: IssueView) -> RenderedIssue:
-    """Render ``view`` (no database: call it outside any transaction)."""
+def issue_to_render(
+    session: Session, config: Config, now: datetime, intro: str | None = None
+) -> IssueToRender:
+    """What ``publish_next_issue`` would assemble at ``now`` (a read: nothing is stored)."""
+    view = next_issue_view(session, config, now, intro)
+    return IssueToRender(view, tuple(link.id for link in queued_links(session)))
+
+
+def render_issue(config: Config, issue: IssueToRender) -> RenderedIssue:
+    """Render ``issue`` as it would be sent (no database: call it outside any transaction)."""
+    view = _as_sent(config, issue.view, issue.link_ids)
     return RenderedIssue(view, render_digest(config, view))
+
+
+def _as_sent(config: Config, view: IssueView, link_ids: Sequence[int]) -> IssueView:
+    if config.get("tracking", "clicks"):
+        # Readers' clicks go through counted, signed redirects (newsletter.intake.clicks).
+        return tracked_view(view, link_ids, config.base_url, config.secret_key)
+    return view
 
 
 def publish_next_issue(
@@ -60,7 +94,8 @@ def publish_next_issue(
     here. All in the caller's transaction, so a failure stores nothing. Raises
     ``InvalidInputError`` when no link is queued."""
     issue = assemble_issue(session, config, now, intro)
-    view = issue_view(session, issue, config.timezone)
+    ids = [link.id for link in issue_links(session, issue)]
+    view = _as_sent(config, issue_view(session, issue, config.timezone), ids)
     if prepared is not None and prepared.view == view:
         rendered = prepared.rendered
     else:

@@ -19,12 +19,14 @@ from newsletter.models import Delivery, Issue, SendRun
 from newsletter.sending import (
     RECIPIENT_EMAIL_PLACEHOLDER,
     UNSUBSCRIBE_URL_PLACEHOLDER,
+    IssueToRender,
     Recipient,
     RenderedEmail,
     RenderedIssue,
     RunProgress,
     get_run,
     issue_run_key,
+    issue_to_render,
     latest_run,
     pause_run,
     publish_next_issue,
@@ -114,14 +116,27 @@ def render_next_issue(
 def next_issue_view(
     session: Session, config: Config, now: datetime, intro: str | None = None
 ) -> content.IssueView:
-    """What the next issue would hold if assembled now (a read: nothing is stored)."""
+    """What the next issue would hold if assembled now, for a preview (a read)."""
     return content.next_issue_view(session, config, now, intro)
 
 
-def prepare_issue(config: Config, view: content.IssueView) -> RenderedIssue:
-    """Render ``view`` (jinja2 + premailer: most of a second) outside any transaction, for
-    ``publish_now`` or a preview. Touches no database."""
-    return render_issue(config, view)
+def render_view(config: Config, view: content.IssueView) -> RenderedEmail:
+    """A preview of ``view``, rendered outside any transaction (placeholders still in)."""
+    return render_digest(config, view)
+
+
+def issue_to_publish(
+    session: Session, config: Config, now: datetime, intro: str | None = None
+) -> IssueToRender:
+    """What ``publish_now`` would assemble now (a read), for ``prepare_issue``."""
+    return issue_to_render(session, config, now, intro)
+
+
+def prepare_issue(config: Config, issue: IssueToRender) -> RenderedIssue | None:
+    """Render ``issue`` as it would be sent (jinja2 + premailer: most of a second) outside
+    any transaction, for ``publish_now``; ``None`` when it has no link (nothing to send).
+    Touches no database."""
+    return render_issue(config, issue) if issue.view.links else None
 
 
 def preview_unsubscribe_url(config: Config) -> str:

@@ -95,8 +95,7 @@ async def render_next_issue(request: Request, intro: str | None = None) -> Rende
     config: Config = request.app.state.config
     now = utc_now()
     view = await read_db(request, lambda s: sends.next_issue_view(s, config, now, intro))
-    prepared = await run_in_threadpool(sends.prepare_issue, config, view)
-    return prepared.rendered
+    return await run_in_threadpool(sends.render_view, config, view)
 
 
 async def publish_now(request: Request) -> sends.StartedSend:
@@ -105,8 +104,8 @@ async def publish_now(request: Request) -> sends.StartedSend:
     not the length of a rendering."""
     config: Config = request.app.state.config
     now = utc_now()
-    view = await read_db(request, lambda s: sends.next_issue_view(s, config, now))
-    prepared = await run_in_threadpool(sends.prepare_issue, config, view) if view.links else None
+    issue = await read_db(request, lambda s: sends.issue_to_publish(s, config, now))
+    prepared = await run_in_threadpool(sends.prepare_issue, config, issue)
     return await run_db(request, lambda s: sends.publish_now(s, config, now, prepared=prepared))
 
 
