@@ -110,21 +110,33 @@ def _read_file(path: Path, require_file: bool) -> dict[str, Any]:
     if not path.exists():
         if require_file:
             raise NotInitialisedError(
-                f"no configuration at {path}: run `newsletter init` first "
-                "(or pass --config / set NEWSLETTER_CONFIG)"
+                "no configuration at %(path)s: run `newsletter init` first "
+                "(or pass --config / set NEWSLETTER_CONFIG)",
+                path=str(path),
             )
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(
+            "%(path)s: not valid TOML: %(error)s", path=str(path), error=str(exc)
+        ) from None
     known = {(s.table, s.key) for s in SETTINGS}
     for table, entries in data.items():
         if not isinstance(entries, dict):
-            raise ConfigError(f"{path}: `{table}` must be a table like [{table}]")
+            raise ConfigError(
+                "%(path)s: `%(table)s` must be a table like [%(table)s]",
+                path=str(path),
+                table=table,
+            )
         for key in entries:
             if (table, key) not in known:
-                raise ConfigError(f"{path}: unknown setting [{table}] {key}")
+                raise ConfigError(
+                    "%(path)s: unknown setting [%(table)s] %(setting)s",
+                    path=str(path),
+                    table=table,
+                    setting=key,
+                )
     return data
 
 
@@ -148,14 +160,27 @@ def _coerce(setting: Setting, raw: Any, source: str) -> Any:
         value = _coerce_kind(setting.kind, raw)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{name} from {source}: expected {setting.kind.__name__}, got {raw!r}"
+            "%(name)s from %(source)s: expected %(kind)s, got %(raw)r",
+            name=name,
+            source=source,
+            kind=setting.kind.__name__,
+            raw=raw,
         ) from None
     if setting.choices and value not in setting.choices:
-        raise ConfigError(f"{name} from {source}: must be one of {', '.join(setting.choices)}")
+        raise ConfigError(
+            "%(name)s from %(source)s: must be one of %(choices)s",
+            name=name,
+            source=source,
+            choices=", ".join(setting.choices),
+        )
     if isinstance(value, str) and ("\r" in value or "\n" in value) and not setting.secret:
-        raise ConfigError(f"{name} from {source}: must be a single line")
+        raise ConfigError(
+            "%(name)s from %(source)s: must be a single line", name=name, source=source
+        )
     if setting.kind in (int, float) and value < 0:
-        raise ConfigError(f"{name} from {source}: must not be negative")
+        raise ConfigError(
+            "%(name)s from %(source)s: must not be negative", name=name, source=source
+        )
     return value
 
 
@@ -182,8 +207,9 @@ def _check_consistency(config: Config) -> None:
         config.timezone  # noqa: B018 - validates the zone name
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            f"[schedule] timezone in {where}: unknown time zone "
-            f"{config.get('schedule', 'timezone')!r}"
+            "[schedule] timezone in %(path)s: unknown time zone %(zone)r",
+            path=where,
+            zone=config.get("schedule", "timezone"),
         ) from None
     hh_mm = str(config.get("schedule", "time"))
     parts = hh_mm.split(":")
@@ -193,9 +219,13 @@ def _check_consistency(config: Config) -> None:
         or int(parts[0]) > 23
         or int(parts[1]) > 59
     ):
-        raise ConfigError(f"[schedule] time in {where}: expected HH:MM, got {hh_mm!r}")
+        raise ConfigError(
+            "[schedule] time in %(path)s: expected HH:MM, got %(time)r", path=where, time=hh_mm
+        )
     if not config.base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"[web] base_url in {where}: must start with http:// or https://")
+        raise ConfigError(
+            "[web] base_url in %(path)s: must start with http:// or https://", path=where
+        )
 
 
 def render_config_file(values: Mapping[str, Mapping[str, Any]]) -> str:

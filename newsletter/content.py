@@ -66,7 +66,7 @@ def check_url(url: str, field: str = "url") -> str:
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInputError(f"must be an http:// or https:// link, got {url!r}", field)
+        raise InvalidInputError("must be an http:// or https:// link, got %(url)r", field, url=url)
     if len(url) > MAX_URL or any(c.isspace() for c in url):
         raise InvalidInputError(
             "must be a single URL without spaces, at most 2000 characters", field
@@ -82,7 +82,7 @@ def check_text(value: str, field: str, *, limit: int, required: bool = False) ->
     if "\r" in value or "\n" in value:
         raise HeaderInjectionError("must be a single line", field)
     if len(value) > limit:
-        raise InvalidInputError(f"must be at most {limit} characters", field)
+        raise InvalidInputError("must be at most %(limit)s characters", field, limit=limit)
     return value
 
 
@@ -92,14 +92,18 @@ def check_tags(tags: Iterable[str]) -> str:
         raise InvalidInputError("must not contain a comma", "tag")
     joined = ",".join(tag for tag in cleaned if tag)
     if len(joined) > MAX_TAGS:
-        raise InvalidInputError(f"all tags together must be at most {MAX_TAGS} characters", "tag")
+        raise InvalidInputError(
+            "all tags together must be at most %(limit)s characters", "tag", limit=MAX_TAGS
+        )
     return joined
 
 
 def _check_excerpt(excerpt: str) -> str:
     excerpt = excerpt.replace("\r\n", "\n").strip()
     if len(excerpt) > MAX_EXCERPT:
-        raise InvalidInputError(f"must be at most {MAX_EXCERPT} characters", "excerpt")
+        raise InvalidInputError(
+            "must be at most %(limit)s characters", "excerpt", limit=MAX_EXCERPT
+        )
     return excerpt
 
 
@@ -146,9 +150,11 @@ def queued_links(session: Session) -> list[Link]:
 def _queued_link(session: Session, link_id: int) -> Link:
     link = session.get(Link, link_id)
     if link is None:
-        raise NotFoundError(f"no link with id {link_id}")
+        raise NotFoundError("no link with id %(link_id)s", link_id=link_id)
     if link.issue_id is not None:
-        raise ConflictError(f"link {link_id} is already part of an issue and cannot change")
+        raise ConflictError(
+            "link %(link_id)s is already part of an issue and cannot change", link_id=link_id
+        )
     return link
 
 
@@ -219,7 +225,7 @@ def set_intro(session: Session, text: str, now: datetime) -> IssueDraft:
     """Set the next issue's intro (plain text; blank lines separate paragraphs)."""
     text = text.replace("\r\n", "\n").strip()
     if len(text) > MAX_EXCERPT:
-        raise InvalidInputError(f"must be at most {MAX_EXCERPT} characters", "intro")
+        raise InvalidInputError("must be at most %(limit)s characters", "intro", limit=MAX_EXCERPT)
     draft = _saved_draft(session, now)
     draft.intro, draft.updated_at = text, now
     session.flush()
@@ -257,8 +263,10 @@ def issue_subject(config: Config, number: int, day: date) -> str:
         subject = template.format(number=number, date=format_date(day, language))
     except (KeyError, IndexError, ValueError):
         raise ConfigError(
-            f"[list] subject_template in {config.path}: only {{number}} and {{date}} "
-            f"may appear in braces, got {template!r}"
+            "[list] subject_template in %(path)s: only {number} and {date} "
+            "may appear in braces, got %(template)r",
+            path=str(config.path),
+            template=template,
         ) from None
     return check_text(subject, "subject", limit=MAX_TITLE, required=True)
 

@@ -68,7 +68,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         else:
             engine = create_engine(url, pool_pre_ping=True, **kwargs)
     except Exception as exc:  # SQLAlchemy raises several types for a bad URL
-        raise ConfigError(f"[database] url: cannot use {url!r}: {exc}") from None
+        raise ConfigError(
+            "[database] url: cannot use %(url)r: %(error)s", url=url, error=str(exc)
+        ) from None
     return engine
 
 

@@ -39,7 +39,7 @@ def normalise_editor_email(email: str) -> str:
     try:
         result = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidInputError(str(exc), where="email") from None
+        raise InvalidInputError("%(error)s", where="email", error=str(exc)) from None
     return str(result.normalized).lower()
 
 
@@ -47,7 +47,7 @@ def check_password(password: str) -> None:
     """Raise ``InvalidInputError`` when ``password`` is too short to protect an account."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInputError(
-            f"must have at least {MIN_PASSWORD_LENGTH} characters", where="password"
+            "must have at least %(limit)s characters", where="password", limit=MIN_PASSWORD_LENGTH
         )
 
 
@@ -60,7 +60,7 @@ def add_editor(session: Session, *, email: str, password: str, now: datetime) ->
     key = normalise_editor_email(email)
     check_password(password)
     if find_editor(session, key) is not None:
-        raise ConflictError(f"an editor account for {key} already exists")
+        raise ConflictError("an editor account for %(email)s already exists", email=key)
     editor = Editor(email=key, password_hash=_hasher.hash(password), created_at=now)
     session.add(editor)
     session.flush()
@@ -88,7 +88,7 @@ def require_editor(session: Session, email: str) -> Editor:
     """The editor with this address; raises ``NotFoundError``."""
     editor = find_editor(session, email)
     if editor is None:
-        raise NotFoundError(f"no editor account for {email.strip()}")
+        raise NotFoundError("no editor account for %(email)s", email=email.strip())
     return editor
 
 
@@ -151,6 +151,6 @@ def revoke_api_token(session: Session, editor: Editor, token_id: int) -> None:
     """Delete one of ``editor``'s tokens; raises ``NotFoundError``."""
     row = session.get(ApiToken, token_id)
     if row is None or row.editor_id != editor.id:
-        raise NotFoundError(f"no API token {token_id}")
+        raise NotFoundError("no API token %(token_id)s", token_id=token_id)
     session.delete(row)
     session.flush()

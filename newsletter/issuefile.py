@@ -66,8 +66,16 @@ class IssueFile:
     entries: tuple[Entry, ...]
 
 
-def _error(path: str, line: int, message: str) -> IssueFileError:
-    return IssueFileError(message, f"{path}:{line}")
+def _error(path: str, line: int, msgid: str, **values: Any) -> IssueFileError:
+    return IssueFileError(msgid, f"{path}:{line}", **values)
+
+
+def _refused(path: str, line: int, exc: InvalidInputError) -> IssueFileError:
+    """``exc`` (a refused field) at ``FILE:LINE``: its English text becomes a value, since
+    ``where`` is taken by the file and line."""
+    if exc.where is None:
+        return _error(path, line, "%(error)s", error=exc.reason)
+    return _error(path, line, "%(field)s: %(error)s", field=exc.where, error=exc.reason)
 
 
 def read_issue_file(path: str | Path) -> IssueFile:
@@ -76,7 +84,7 @@ def read_issue_file(path: str | Path) -> IssueFile:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise IssueFileError(f"cannot read the file: {exc}", name) from None
+        raise IssueFileError("cannot read the file: %(error)s", name, error=str(exc)) from None
     return parse_issue_file(text, name)
 
 
@@ -110,7 +118,7 @@ def _front_matter(lines: list[str], name: str) -> tuple[dict[str, Any], int]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise _error(name, line, f"broken front matter: {problem}") from None
+        raise _error(name, line, "broken front matter: %(problem)s", problem=problem) from None
     if not isinstance(data, dict):
         raise _error(name, 2, "front matter must be `key: value` lines")
     return _check_meta(data, lines, name), end + 1
@@ -129,13 +137,19 @@ def _check_meta(data: dict[Any, Any], lines: list[str], name: str) -> dict[str, 
         line = _key_line(lines, str(key))
         if key not in FRONT_MATTER_KEYS:
             allowed = ", ".join(FRONT_MATTER_KEYS)
-            raise _error(name, line, f"unknown front matter key {key!r} (allowed: {allowed})")
+            raise _error(
+                name,
+                line,
+                "unknown front matter key %(field)r (allowed: %(allowed)s)",
+                field=key,
+                allowed=allowed,
+            )
         if key == "date":
             meta[key] = _check_date(value, name, line)
             continue
         value = _literal_scalar(lines[line - 1], key, value)
         if not isinstance(value, str):
-            raise _error(name, line, f"`{key}` must be text")
+            raise _error(name, line, "`%(field)s` must be text", field=key)
         try:
             meta[key] = (
                 content.check_text(value, "subject", limit=content.MAX_TITLE, required=True)
@@ -143,7 +157,7 @@ def _check_meta(data: dict[Any, Any], lines: list[str], name: str) -> dict[str, 
                 else value.strip()
             )
         except InvalidInputError as exc:
-            raise _error(name, line, f"`{key}` {exc.reason}") from None
+            raise _error(name, line, "`%(field)s` %(error)s", field=key, error=exc.reason) from None
     return meta
 
 
@@ -164,7 +178,7 @@ def _check_date(value: Any, name: str, line: int) -> date:
     try:
         return date.fromisoformat(str(value))
     except ValueError:
-        raise _error(name, line, f"`date` must be YYYY-MM-DD, got {value!r}") from None
+        raise _error(name, line, "`date` must be YYYY-MM-DD, got %(value)r", value=value) from None
 
 
 def _entries(lines: list[str], start: int, name: str) -> list[Entry]:
@@ -196,7 +210,7 @@ def _heading(line: str, number: int, name: str) -> Entry:
         title = content.check_text(title, "title", limit=content.MAX_TITLE, required=True)
         url = content.check_url(match.group("url"))
     except InvalidInputError as exc:
-        raise _error(name, number, f"{exc.where}: {exc.reason}") from None
+        raise _refused(name, number, exc) from None
     return Entry(line=number, title=title, url=url)
 
 
@@ -220,7 +234,7 @@ def _field(stripped: str, key: str, limit: int, number: int, name: str) -> str:
     try:
         return content.check_text(stripped.split(":", 1)[1], key, limit=limit)
     except InvalidInputError as exc:
-        raise _error(name, number, f"`{key}` {exc.reason}") from None
+        raise _error(name, number, "`%(field)s` %(error)s", field=key, error=exc.reason) from None
 
 
 def queue_issue_file(session: Session, issue_file: IssueFile, now: datetime) -> list[int]:
@@ -240,7 +254,7 @@ def queue_issue_file(session: Session, issue_file: IssueFile, now: datetime) -> 
                 now=now,
             )
         except InvalidInputError as exc:
-            raise _error(issue_file.path, entry.line, str(exc)) from None
+            raise _refused(issue_file.path, entry.line, exc) from None
         ids.append(link.id)
     if issue_file.intro is not None:
         content.set_intro(session, issue_file.intro, now)

@@ -79,7 +79,7 @@ def read_import_file(path: Path, fmt: str = "auto") -> list[ImportRow]:
     """Every row of ``path`` in format ``fmt``. Raises ``InvalidInputError`` naming the file
     when it cannot be read as a whole."""
     if fmt not in FORMATS:
-        raise InvalidInputError(f"unknown format {fmt!r}", where="--format")
+        raise InvalidInputError("unknown format %(format)r", where="format", format=fmt)
     try:
         if path.stat().st_size > MAX_IMPORT_BYTES:
             raise InvalidInputError("file is too large (over 50 MB)", where=str(path))
@@ -89,7 +89,9 @@ def read_import_file(path: Path, fmt: str = "auto") -> list[ImportRow]:
     except UnicodeDecodeError:
         raise InvalidInputError("not UTF-8 text; nothing imported", where=str(path)) from None
     except OSError as exc:
-        raise InvalidInputError(f"cannot read it ({exc.strerror})", where=str(path)) from None
+        raise InvalidInputError(
+            "cannot read it (%(error)s)", where=str(path), error=exc.strerror
+        ) from None
     if "\0" in text:
         raise InvalidInputError("not a text file; nothing imported", where=str(path))
     return parse_import(text, fmt, where=str(path))
@@ -144,7 +146,10 @@ def _parse_csv(text: str, fmt: str, where: str) -> list[ImportRow]:
     email_col, name_cols = _COLUMNS[fmt]
     if email_col not in header:
         raise InvalidInputError(
-            f"no {email_col!r} column in the header for format {fmt}; nothing imported", where
+            "no %(column)r column in the header for format %(format)s; nothing imported",
+            where,
+            column=email_col,
+            format=fmt,
         )
     wanted = (email_col, *name_cols, "status")
     at = {name: header.index(name) for name in wanted if name in header}
@@ -162,7 +167,12 @@ def _parse_csv(text: str, fmt: str, where: str) -> list[ImportRow]:
             opted_out = cell("status").lower() in _OPTED_OUT
             rows.append(ImportRow(reader.line_num, cell(email_col), name, opted_out))
     except csv.Error as exc:
-        raise InvalidInputError(f"line {reader.line_num}: {exc}; nothing imported", where) from None
+        raise InvalidInputError(
+            "line %(line)s: %(error)s; nothing imported",
+            where,
+            line=reader.line_num,
+            error=str(exc),
+        ) from None
     return rows
 
 
@@ -183,7 +193,7 @@ def import_rows(
     """
     if confirmed and not source.strip():
         raise InvalidInputError(
-            "an import of already-consented addresses must name its consent source", "--source"
+            "an import of already-consented addresses must name its consent source", "source"
         )
     report = ImportReport()
     context = ConsentContext(source=source, detail="import")
@@ -260,7 +270,7 @@ def export_subscribers(session: Session, fmt: str, status: str | None = None) ->
     if fmt == "json":
         return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
     if fmt != "csv":
-        raise InvalidInputError(f"unknown format {fmt!r}", where="--format")
+        raise InvalidInputError("unknown format %(format)r", where="format", format=fmt)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
     writer.writeheader()

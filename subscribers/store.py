@@ -60,7 +60,9 @@ def normalise_address(raw: str) -> str:
         # message builder writes ASCII headers. International domains are kept, as punycode.
         result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise InvalidInputError(f"not a valid email address ({exc})", where="email") from None
+        raise InvalidInputError(
+            "not a valid email address (%(error)s)", where="email", error=str(exc)
+        ) from None
     return str(result.ascii_email or result.normalized)
 
 
@@ -79,7 +81,9 @@ def check_name(name: str) -> str:
     """A display name without control characters. Raises ``InvalidInputError`` when too long."""
     cleaned = " ".join(name.split())
     if len(cleaned) > MAX_NAME_LENGTH:
-        raise InvalidInputError(f"longer than {MAX_NAME_LENGTH} characters", where="name")
+        raise InvalidInputError(
+            "longer than %(limit)s characters", where="name", limit=MAX_NAME_LENGTH
+        )
     return cleaned
 
 
@@ -93,7 +97,7 @@ def get_subscriber(session: Session, email: str) -> Subscriber:
     """The subscriber with this address; raises ``NotFoundError`` when there is none."""
     subscriber = find_subscriber(session, email)
     if subscriber is None:
-        raise NotFoundError(f"no subscriber with the address {email!r}")
+        raise NotFoundError("no subscriber with the address %(email)r", email=email)
     return subscriber
 
 

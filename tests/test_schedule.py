@@ -157,10 +157,12 @@ def test_delay_must_stay_within_this_week() -> None:
     """A delay applies to the next slot and must land after now and before the following one."""
     now = paris(2026, 3, 27, 10)
     assert delay_target(SUNDAY_8, paris(2026, 3, 30, 18), now) == paris(2026, 3, 29, 8)
-    with pytest.raises(InvalidInputError, match="past"):
+    with pytest.raises(InvalidInputError, match="past") as past:
         delay_target(SUNDAY_8, paris(2026, 3, 26, 18), now)
-    with pytest.raises(InvalidInputError, match="following week"):
+    assert past.value.where == "send_at"
+    with pytest.raises(InvalidInputError, match="following week") as late:
         delay_target(SUNDAY_8, paris(2026, 4, 5, 9), now)
+    assert late.value.values == {"following": "2026-04-05 08:00 CEST"}
 
 
 def test_pause_must_end_after_today() -> None:
@@ -169,6 +171,23 @@ def test_pause_must_end_after_today() -> None:
     with pytest.raises(InvalidInputError, match="after today"):
         check_pause_until(SUNDAY_8, date(2026, 7, 1), now)
     check_pause_until(SUNDAY_8, date(2026, 7, 2), now)
+
+
+def test_an_error_carries_a_key_values_and_a_neutral_field() -> None:
+    """A refused pause carries a translatable key, its values and the field ``until``; its
+    English text is the key filled in, and an edge names the field its own way."""
+    now = paris(2026, 7, 1, 12)
+    with pytest.raises(InvalidInputError) as caught:
+        check_pause_until(SUNDAY_8, date(2026, 6, 30), now)
+    error = caught.value
+    assert error.key == "the pause must end after today (%(today)s), got %(until)s"
+    assert error.values == {"today": "2026-07-01", "until": "2026-06-30"}
+    assert error.where == "until"
+    assert str(error) == "until: the pause must end after today (2026-07-01), got 2026-06-30"
+    french = {error.key: "la pause doit finir après aujourd’hui (%(today)s), reçu %(until)s"}
+    assert error.render(lambda key: french.get(key, key), lambda where: f"--{where}") == (
+        "--until: la pause doit finir après aujourd’hui (2026-07-01), reçu 2026-06-30"
+    )
 
 
 def test_catch_up_weeks_list_the_carried_weeks() -> None:

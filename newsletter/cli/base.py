@@ -17,6 +17,15 @@ from newsletter.errors import NewsletterError, NotInitialisedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The domain names a field neutrally (``until``); the CLI shows the flag that set it.
+CLI_FLAGS = {
+    "until": "--until",
+    "send_at": "--to",
+    "reason": "--reason",
+    "source": "--source",
+    "format": "--format",
+}
+
 
 @dataclass
 class AppContext:
@@ -51,7 +60,7 @@ class NewsletterGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {exc.render(label=lambda w: CLI_FLAGS.get(w, w))}", err=True)
             sys.exit(exc.exit_code)
 
 

@@ -54,7 +54,7 @@ def schedule_of(config: Config) -> WeeklySchedule:
             str(config.get("schedule", "timezone")),
         )
     except InvalidInputError as exc:
-        raise InvalidInputError(exc.reason, f"{section} {exc.where}") from None
+        raise InvalidInputError(exc.key, f"{section} {exc.where}", **exc.values) from None
 
 
 def grace_of(config: Config) -> timedelta:

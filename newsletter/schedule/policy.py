@@ -104,7 +104,9 @@ def weekly_schedule(day: str, at: str, zone_name: str) -> WeeklySchedule:
     Raises ``InvalidInputError`` naming the bad value.
     """
     if day not in WEEKDAYS:
-        raise InvalidInputError(f"expected one of {', '.join(WEEKDAYS)}, got {day!r}", "day")
+        raise InvalidInputError(
+            "expected one of %(choices)s, got %(day)r", "day", choices=", ".join(WEEKDAYS), day=day
+        )
     return WeeklySchedule(WEEKDAYS.index(day), parse_time(at), parse_zone(zone_name))
 
 
@@ -113,7 +115,7 @@ def parse_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInputError(f"unknown time zone {name!r}", "timezone") from None
+        raise InvalidInputError("unknown time zone %(zone)r", "timezone", zone=name) from None
 
 
 def parse_time(text: str) -> time:
@@ -121,7 +123,7 @@ def parse_time(text: str) -> time:
     try:
         parsed = datetime.strptime(text.strip(), "%H:%M")
     except ValueError:
-        raise InvalidInputError(f"expected HH:MM, got {text!r}", "time") from None
+        raise InvalidInputError("expected HH:MM, got %(text)r", "time", text=text) from None
     return parsed.time()
 
 
@@ -130,7 +132,9 @@ def parse_local_date(text: str, where: str = "date") -> date:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInputError(f"expected a date like 2026-09-06, got {text!r}", where) from None
+        raise InvalidInputError(
+            "expected a date like 2026-09-06, got %(text)r", where, text=text
+        ) from None
 
 
 def parse_local_datetime(text: str, zone: ZoneInfo, where: str = "datetime") -> datetime:
@@ -139,7 +143,7 @@ def parse_local_datetime(text: str, zone: ZoneInfo, where: str = "datetime") -> 
         naive = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
     except ValueError:
         raise InvalidInputError(
-            f"expected a local time like '2026-03-30 18:00', got {text!r}", where
+            "expected a local time like '2026-03-30 18:00', got %(text)r", where, text=text
         ) from None
     return to_utc(naive.replace(tzinfo=zone))
 
@@ -271,8 +275,10 @@ def check_pause_until(schedule: WeeklySchedule, until: date, now: datetime) -> N
     today = local_date(now, schedule.zone)
     if until <= today:
         raise InvalidInputError(
-            f"the pause must end after today ({today.isoformat()}), got {until.isoformat()}",
-            "--until",
+            "the pause must end after today (%(today)s), got %(until)s",
+            "until",
+            today=today.isoformat(),
+            until=until.isoformat(),
         )
 
 
@@ -288,12 +294,12 @@ def delay_target(
     """
     slot = pending if pending is not None else next_slot(schedule, now)
     if send_at <= now:
-        raise InvalidInputError("the new time is in the past", "--to")
+        raise InvalidInputError("the new time is in the past", "send_at")
     if send_at >= following_slot(schedule, slot):
         raise InvalidInputError(
-            "the new time must fall before the following week's slot "
-            f"({format_local(following_slot(schedule, slot), schedule.zone)})",
-            "--to",
+            "the new time must fall before the following week's slot (%(following)s)",
+            "send_at",
+            following=format_local(following_slot(schedule, slot), schedule.zone),
         )
     return slot
 

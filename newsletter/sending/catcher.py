@@ -79,7 +79,7 @@ def read_caught(folder: Path, name: str) -> tuple[EmailMessage, bytes]:
     """Parse one caught message; ``NotFoundError`` for a name the catcher did not write."""
     path = folder / name
     if not EML_NAME.fullmatch(name) or not path.is_file():
-        raise NotFoundError(f"no caught message named {name!r}")
+        raise NotFoundError("no caught message named %(name)r", name=name)
     data = path.read_bytes()
     message = message_from_bytes(data, policy=policy.default)
     assert isinstance(message, EmailMessage)

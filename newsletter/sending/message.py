@@ -73,7 +73,7 @@ def encode_address(name: str, address: str, field: str) -> str:
     check_header_value(name, field)
     check_header_value(address, field)
     if not address or not address.isascii() or "@" not in address:
-        raise InvalidInputError(f"not a usable email address: {address!r}", field)
+        raise InvalidInputError("not a usable email address: %(address)r", field, address=address)
     return formataddr((name, address), charset="utf-8")
 
 
@@ -153,7 +153,9 @@ def dkim_signer(config: Config) -> Signer | None:
     path = config.resolve_path(key_file)
     selector = str(config.get("smtp", "dkim_selector"))
     if not selector:
-        raise ConfigError(f"[smtp] dkim_selector in {config.path}: required with dkim_key_file")
+        raise ConfigError(
+            "[smtp] dkim_selector in %(path)s: required with dkim_key_file", path=str(config.path)
+        )
     from_address = str(config.get("list", "from_address"))
     domain = str(config.get("smtp", "dkim_domain")) or from_address.rpartition("@")[2]
     return DKIMSigner(load_dkim_key(path, config), selector, domain).sign
@@ -163,15 +165,26 @@ def load_dkim_key(path: Path, config: Config) -> RSAPrivateKey:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    where = f"[smtp] dkim_key_file in {config.path}"
+    places = {"path": str(config.path), "key_file": str(path)}
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path}: {exc}") from None
+        raise ConfigError(
+            "[smtp] dkim_key_file in %(path)s: cannot read %(key_file)s: %(error)s",
+            error=str(exc),
+            **places,
+        ) from None
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{where}: {path} is not an unencrypted PEM private key: {exc}") from None
+        raise ConfigError(
+            "[smtp] dkim_key_file in %(path)s: %(key_file)s is not an unencrypted PEM private "
+            "key: %(error)s",
+            error=str(exc),
+            **places,
+        ) from None
     if not isinstance(key, RSAPrivateKey):
-        raise ConfigError(f"{where}: {path} must hold an RSA key")
+        raise ConfigError(
+            "[smtp] dkim_key_file in %(path)s: %(key_file)s must hold an RSA key", **places
+        )
     return key
 
 

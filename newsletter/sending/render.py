@@ -98,7 +98,9 @@ def _render(config: Config, kind: str, context: Mapping[str, Any]) -> tuple[str,
         html = env.get_template(f"{kind}.html").render(context)
         text = env.get_template(f"{kind}.txt").render(context)
     except jinja2.TemplateNotFound as exc:
-        raise NewsletterError(f"no email template {exc.name!r} in {TEMPLATES_DIR}") from None
+        raise NewsletterError(
+            "no email template %(name)r in %(folder)s", name=exc.name, folder=str(TEMPLATES_DIR)
+        ) from None
     return inline_css(html), _normalise_text(text)
 
 
@@ -138,7 +140,7 @@ def render_email(config: Config, kind: str, context: Mapping[str, Any]) -> Rende
     notice). ``context`` must hold ``subject``; it may override the common values (list name,
     postal address, ``unsubscribe_url`` — pass ``""`` for mail that has none)."""
     if "subject" not in context:
-        raise NewsletterError(f"render_email({kind!r}) needs a 'subject' in its context")
+        raise NewsletterError("render_email(%(kind)r) needs a 'subject' in its context", kind=kind)
     full = {**_common_context(config), **context}
     html, text = _render(config, kind, full)
     return RenderedEmail(subject=str(full["subject"]), html=html, text=text)

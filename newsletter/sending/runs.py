@@ -91,7 +91,7 @@ def get_run(session: Session, run_id: int) -> SendRun:
     """The run ``run_id``; raises ``NotFoundError``."""
     run = session.get(SendRun, run_id)
     if run is None:
-        raise NotFoundError(f"no send run {run_id}")
+        raise NotFoundError("no send run %(run_id)s", run_id=run_id)
     return run
 
 
@@ -156,7 +156,7 @@ def pause_run(session: Session, run_id: int, reason: str, now: datetime) -> Send
     Raises ``NotFoundError`` or ``ConflictError`` when the run is already done."""
     run = get_run(session, run_id)
     if run.status == RunStatus.DONE:
-        raise ConflictError(f"send run {run_id} is already finished")
+        raise ConflictError("send run %(run_id)s is already finished", run_id=run_id)
     run.status = RunStatus.PAUSED
     run.pause_reason = reason[:500]
     return run
@@ -179,7 +179,7 @@ def resume_run(session: Session, run_id: int, now: datetime) -> SendRun:
     Raises ``NotFoundError`` or ``ConflictError`` when the run is already done."""
     run = get_run(session, run_id)
     if run.status == RunStatus.DONE:
-        raise ConflictError(f"send run {run_id} is already finished")
+        raise ConflictError("send run %(run_id)s is already finished", run_id=run_id)
     run.status = RunStatus.RUNNING
     run.pause_reason = ""
     session.execute(

@@ -17,6 +17,8 @@ import aiosmtplib
 from newsletter.config import Config
 from newsletter.errors import DeliveryError
 
+MAX_ERROR = 500  # characters of a relay's reply kept in a failure (the stored error's size)
+
 
 @dataclass(frozen=True)
 class RelaySettings:
@@ -84,13 +86,20 @@ def make_client(relay: RelaySettings) -> aiosmtplib.SMTP:
 def classify(exc: Exception) -> DeliveryError:
     """Translate an aiosmtplib or network error into ``TemporaryFailure``/``PermanentFailure``."""
     code = getattr(exc, "code", None)
-    text = f"{code} {getattr(exc, 'message', exc)}" if code else str(exc) or type(exc).__name__
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         first = exc.recipients[0]
         return classify(first)
-    if isinstance(code, int) and 500 <= code < 600:
-        return PermanentFailure(text[:500])
-    return TemporaryFailure(text[:500])
+    failure = PermanentFailure if isinstance(code, int) and 500 <= code < 600 else TemporaryFailure
+    if code:
+        reply = str(getattr(exc, "message", exc))
+        return failure("%(code)s %(reply)s", code=code, reply=_clip(reply, f"{code} "))
+    return failure("%(error)s", error=_clip(str(exc) or type(exc).__name__))
+
+
+def _clip(text: str, before: str = "") -> str:
+    """``text`` cut so that ``before + text`` fits ``MAX_ERROR`` characters (the stored
+    error's size)."""
+    return text[: max(0, MAX_ERROR - len(before))]
 
 
 async def send_single(
@@ -107,7 +116,7 @@ async def send_single(
     if errors:
         address, (code, message) = next(iter(errors.items()))
         failure = PermanentFailure if 500 <= code < 600 else TemporaryFailure
-        raise failure(f"{address}: {code} {message}")
+        raise failure("%(address)s: %(code)s %(reply)s", address=address, code=code, reply=message)
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -201,7 +210,10 @@ class SMTPPool:
                 await self._drop(client)
                 refused = classify(exc)
                 if isinstance(refused, PermanentFailure):
-                    raise MessageRejected(f"message refused: {refused}"[:500]) from None
+                    raise MessageRejected(
+                        "message refused: %(reply)s",
+                        reply=_clip(str(refused), "message refused: "),
+                    ) from None
                 raise refused from None
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 await self._drop(client)
@@ -210,7 +222,12 @@ class SMTPPool:
         if errors:
             address, (code, message) = next(iter(errors.items()))
             failure = PermanentFailure if 500 <= code < 600 else TemporaryFailure
-            raise failure(f"{address}: {code} {message}"[:500])
+            raise failure(
+                "%(address)s: %(code)s %(reply)s",
+                address=address,
+                code=code,
+                reply=_clip(message, f"{address}: {code} "),
+            )
 
     async def _take(self) -> aiosmtplib.SMTP:
         while self._idle:
@@ -222,7 +239,8 @@ class SMTPPool:
             await client.connect()
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self._drop(client)
-            raise ConnectionFailure(str(classify(exc))) from None
+            failure = classify(exc)
+            raise ConnectionFailure(failure.key, **failure.values) from None
         self.connections_opened += 1
         return client
 
