@@ -2,7 +2,9 @@
 temporary folder, `newsletter init`, `issue preview` and `serve` work from the files it carries.
 
 It builds like an operator would (`python -m build`: an sdist, then the wheel from the sdist,
-in an isolated build environment) and installs the wheel's dependencies from the package index.
+so a file missing from either shows up), with the development environment's setuptools rather
+than a fresh isolated one, and installs the wheel's dependencies from the package index without
+byte-compiling them: both halve the time of the test.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (and its dependencies); returns its ``bin`` folder."""
     base = tmp_path_factory.mktemp("wheel")
     dist = base / "dist"
-    run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], base, clean_env())
+    build = [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)]
+    run(build, base, clean_env())
     (wheel,) = dist.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "newsletter/templates/email/digest.html" in names
@@ -64,17 +67,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     environment = base / "venv"
     venv.create(environment, with_pip=False)
     python = environment / "bin" / "python"
-    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-compile"]
     run([*install, str(wheel)], base, clean_env())
     return environment / "bin"
 
 
-@pytest.fixture
-def site(installed: Path, tmp_path: Path) -> Path:
-    """A folder outside the checkout where `newsletter init` has run."""
-    output = run([str(installed / "newsletter"), "init"], tmp_path, clean_env())
+@pytest.fixture(scope="module")
+def site(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder outside the checkout where `newsletter init` has run (the tests only read it)."""
+    folder = tmp_path_factory.mktemp("site")
+    output = run([str(installed / "newsletter"), "init"], folder, clean_env())
     assert "Queued" in output
-    return tmp_path
+    assert (folder / "newsletter.toml").is_file()
+    return folder
 
 
 @pytest.fixture
