@@ -65,37 +65,9 @@ class PreparedSend:
 
 def _publish(session: Any, config: Any, now: Any) -> int:
     """Assemble, render and start the send of the next issue; return the run's id."""
-    from sqlalchemy import select
+    from newsletter.sending import publish_next_issue
 
-    from newsletter.models import SendRun
-
-    try:
-        from newsletter.sending.publish import publish_next_issue
-    except ImportError:  # publish.py not landed: the same steps by hand
-        return _publish_by_hand(session, config, now)
-    issue = publish_next_issue(session, config, now)
-    return int(session.scalars(select(SendRun.id).where(SendRun.issue_id == issue.id)).one())
-
-
-def _publish_by_hand(session: Any, config: Any, now: Any) -> int:
-    from newsletter.content import assemble_issue, issue_view
-    from newsletter.sending.render import render_digest
-    from newsletter.sending.runs import start_send_run
-
-    issue = assemble_issue(session, config, now)
-    rendered = render_digest(config, issue_view(session, issue, config.timezone))
-    issue.html, issue.text = rendered.html, rendered.text
-    run = start_send_run(
-        session,
-        key=f"issue:{issue.number}",
-        kind="digest",
-        subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
-        issue_id=issue.id,
-        now=now,
-    )
-    return int(run.id)
+    return publish_next_issue(session, config, now).run.id
 
 
 def message_size(config: Any, engine: Any, run_id: int) -> int:

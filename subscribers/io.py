@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from newsletter.csvfile import csv_text
 from newsletter.errors import InvalidInputError
 from subscribers.models import ConsentKind, SubscriberStatus
 from subscribers.store import (
@@ -79,7 +80,13 @@ def read_import_file(path: Path, fmt: str = "auto") -> list[ImportRow]:
     """Every row of ``path`` in format ``fmt``. Raises ``InvalidInputError`` naming the file
     when it cannot be read as a whole."""
     if fmt not in FORMATS:
-        raise InvalidInputError("unknown format %(format)r", where="format", format=fmt)
+        raise InvalidInputError("unknown format %(format)r", "format", format=fmt)
+    return parse_import(read_import_text(path), fmt, where=str(path))
+
+
+def read_import_text(path: Path) -> str:
+    """The text of the import file ``path``. Raises ``InvalidInputError`` naming the file when
+    it is missing, too large, not UTF-8 or not text."""
     try:
         if path.stat().st_size > MAX_IMPORT_BYTES:
             raise InvalidInputError("file is too large (over 50 MB)", where=str(path))
@@ -94,7 +101,7 @@ def read_import_file(path: Path, fmt: str = "auto") -> list[ImportRow]:
         ) from None
     if "\0" in text:
         raise InvalidInputError("not a text file; nothing imported", where=str(path))
-    return parse_import(text, fmt, where=str(path))
+    return text
 
 
 def parse_import(text: str, fmt: str, where: str = "input") -> list[ImportRow]:
@@ -270,10 +277,5 @@ def export_subscribers(session: Session, fmt: str, status: str | None = None) ->
     if fmt == "json":
         return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
     if fmt != "csv":
-        raise InvalidInputError("unknown format %(format)r", where="format", format=fmt)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({key: "" if record[key] is None else record[key] for key in EXPORT_FIELDS})
-    return out.getvalue()
+        raise InvalidInputError("unknown format %(format)r", "format", format=fmt)
+    return csv_text(EXPORT_FIELDS, ([record[key] for key in EXPORT_FIELDS] for record in records))

@@ -10,10 +10,10 @@ import pytest
 from newsletter.errors import InvalidInputError
 from newsletter.schedule.policy import (
     Cause,
-    Outcome,
     Override,
     OverrideAction,
     PauseWindow,
+    SlotOutcome,
     SlotRecord,
     catch_up_weeks,
     check_pause_until,
@@ -117,17 +117,17 @@ def test_decide_precedence() -> None:
     later = paris(2026, 7, 13, 18)
     delay = Override(slot, OverrideAction.DELAY, send_at=later)
     d = _decide(slot, slot, pauses=[pause], overrides=[skip])
-    assert (d.outcome, d.cause, d.reason) == (Outcome.PAUSED, Cause.PAUSE, "été")  # type: ignore[attr-defined]
+    assert (d.outcome, d.cause, d.reason) == (SlotOutcome.PAUSED, Cause.PAUSE, "été")  # type: ignore[attr-defined]
     d = _decide(slot, slot, overrides=[skip])
-    assert (d.outcome, d.reason) == (Outcome.SKIPPED, "congrès")  # type: ignore[attr-defined]
+    assert (d.outcome, d.reason) == (SlotOutcome.SKIPPED, "congrès")  # type: ignore[attr-defined]
     d = _decide(slot, slot, overrides=[delay])
-    assert (d.outcome, d.delayed_to) == (Outcome.DELAYED, later)  # type: ignore[attr-defined]
+    assert (d.outcome, d.delayed_to) == (SlotOutcome.DELAYED, later)  # type: ignore[attr-defined]
     d = _decide(slot, slot + timedelta(hours=25))
-    assert d.outcome is Outcome.MISSED  # type: ignore[attr-defined]
+    assert d.outcome is SlotOutcome.MISSED  # type: ignore[attr-defined]
     d = _decide(slot, slot + timedelta(hours=23), has_links=False)
-    assert (d.outcome, d.cause) == (Outcome.SKIPPED, Cause.NOTHING_NEW)  # type: ignore[attr-defined]
+    assert (d.outcome, d.cause) == (SlotOutcome.SKIPPED, Cause.NOTHING_NEW)  # type: ignore[attr-defined]
     d = _decide(slot, slot + timedelta(hours=23))
-    assert d.outcome is Outcome.SENT  # type: ignore[attr-defined]
+    assert d.outcome is SlotOutcome.SENT  # type: ignore[attr-defined]
 
 
 def due(now: datetime, last: datetime | None, *overrides: Override) -> list[datetime]:
@@ -193,10 +193,10 @@ def test_an_error_carries_a_key_values_and_a_neutral_field() -> None:
 def test_catch_up_weeks_list_the_carried_weeks() -> None:
     """Paused and missed weeks are carried; an empty skipped week and a delay are not."""
     history = [
-        SlotRecord(paris(2026, 7, 5, 8), Outcome.SKIPPED, kept_links=False),
-        SlotRecord(paris(2026, 7, 12, 8), Outcome.PAUSED, kept_links=True),
-        SlotRecord(paris(2026, 7, 19, 8), Outcome.MISSED, kept_links=True),
-        SlotRecord(paris(2026, 7, 26, 8), Outcome.DELAYED, kept_links=True),
+        SlotRecord(paris(2026, 7, 5, 8), SlotOutcome.SKIPPED, kept_links=False),
+        SlotRecord(paris(2026, 7, 12, 8), SlotOutcome.PAUSED, kept_links=True),
+        SlotRecord(paris(2026, 7, 19, 8), SlotOutcome.MISSED, kept_links=True),
+        SlotRecord(paris(2026, 7, 26, 8), SlotOutcome.DELAYED, kept_links=True),
     ]
     assert catch_up_weeks(history, paris(2026, 7, 27, 18), PARIS) == [
         date(2026, 7, 12),
@@ -225,4 +225,4 @@ def test_outcomes_match_the_slot_table() -> None:
     """The policy's outcomes are exactly the values the slot table stores."""
     from newsletter.models import SlotOutcome
 
-    assert {o.value for o in Outcome} == {o.value for o in SlotOutcome}
+    assert {o.value for o in SlotOutcome} == {o.value for o in SlotOutcome}

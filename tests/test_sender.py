@@ -139,7 +139,7 @@ async def test_publish_next_issue_sends_the_digest_and_marks_it_sent(
             now=T0,
         )
     with transaction(engine) as session:
-        issue = publish_next_issue(session, config, T0)
+        issue = publish_next_issue(session, config, T0).issue
         number, issue_id = issue.number, issue.id
         assert issue.html and issue.text
     with transaction(engine) as session:  # publishing twice is impossible: the queue is empty

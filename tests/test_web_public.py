@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import make_engine, transaction, upgrade_database
-from newsletter.web.security import RateLimiter
+from newsletter.web.security import RequestLimiter
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.tokens import make_confirm_token, make_unsubscribe_token
 from tests.conftest import ConfigFactory
@@ -243,7 +243,7 @@ async def test_bad_input_honeypot_csrf_size_and_rate_limit(
     """Invalid address -> 400 form with a message; honeypot -> same page, nothing stored;
     no CSRF -> 403; oversized body -> 413; too many sign-ups from one IP -> 429."""
     config, engine = public_site
-    async with client_for(config, engine, subscribe_limiter=RateLimiter(4, 600)) as client:
+    async with client_for(config, engine, subscribe_limiter=RequestLimiter(4, 600)) as client:
         token = await csrf_from(client)
         bad = await client.post("/subscribe", data={"csrf_token": token, "email": "not-an-address"})
         assert bad.status_code == 400
@@ -407,7 +407,7 @@ async def test_streamed_oversized_body_gets_413(public_site: tuple[Config, Engin
 
 def test_rate_limiter_window_slides() -> None:
     """A key gets `limit` hits per window; hits older than the window stop counting."""
-    limiter = RateLimiter(limit=2, window=60)
+    limiter = RequestLimiter(limit=2, window=60)
     assert limiter.allow("203.0.113.7", now=0) and limiter.allow("203.0.113.7", now=10)
     assert not limiter.allow("203.0.113.7", now=59)
     assert limiter.allow("198.51.100.1", now=59)  # another address has its own budget

@@ -17,14 +17,29 @@ from newsletter.errors import NewsletterError, NotInitialisedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The domain names a field neutrally (``until``); the CLI shows the flag that set it.
+# How the command line names the field an error is about (``NewsletterError.where``): by the
+# option that sets it. Other places (a file and line, a setting) are shown as they are.
 CLI_FLAGS = {
     "until": "--until",
-    "send_at": "--to",
+    "from": "--from",
     "reason": "--reason",
+    "send_at": "--to",
     "source": "--source",
     "format": "--format",
+    "status": "--status",
+    "intro": "--intro",
+    "subject": "--subject",
+    "title": "--title",
+    "excerpt": "--excerpt",
+    "tag": "--tag",
+    "name": "--name",
+    "password": "password",
 }
+
+
+def cli_label(where: str) -> str:
+    """The command line's name for the field ``where``."""
+    return CLI_FLAGS.get(where, where)
 
 
 @dataclass
@@ -60,7 +75,7 @@ class NewsletterGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
-            click.echo(f"Error: {exc.render(label=lambda w: CLI_FLAGS.get(w, w))}", err=True)
+            click.echo(f"Error: {exc.render(label=cli_label)}", err=True)
             sys.exit(exc.exit_code)
 
 

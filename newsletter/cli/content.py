@@ -110,7 +110,9 @@ def issue_intro(app: AppContext, text: str | None, file: Path | None) -> None:
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"cannot read the file: {exc}", str(file)) from None
+            raise InvalidInputError(
+                "cannot read the file: %(error)s", str(file), error=str(exc)
+            ) from None
     with transaction(app.engine()) as session:
         content.set_intro(session, text or "", utc_now())
     click.echo("Intro saved for the next issue.")

@@ -17,7 +17,7 @@ from newsletter.db import transaction
 from newsletter.models import SendRun
 from newsletter.schedule.dispatch import grace_of, schedule_of
 from newsletter.schedule.policy import (
-    Outcome,
+    SlotOutcome,
     format_local,
     parse_local_date,
     parse_local_datetime,
@@ -71,9 +71,9 @@ def show(app: AppContext, weeks: int, start: str | None) -> None:
 
 def _parse_from(config: Config, text: str) -> datetime:
     if len(text.strip()) <= 10:
-        day = parse_local_date(text, "--from")
+        day = parse_local_date(text, "from")
         return to_utc(datetime.combine(day, time.min, tzinfo=config.timezone))
-    return parse_local_datetime(text, config.timezone, "--from")
+    return parse_local_datetime(text, config.timezone, "from")
 
 
 def _describe_schedule(config: Config) -> str:
@@ -89,7 +89,7 @@ def _describe_slot(config: Config, slot: PlannedSlot) -> str:
     when = format_local(slot.slot_at, config.timezone)
     if slot.recorded:
         state = f"{slot.outcome.value} (recorded)"
-    elif slot.outcome is Outcome.SENT:
+    elif slot.outcome is SlotOutcome.SENT:
         state = "sends if links are queued"
     else:
         state = slot.outcome.value
@@ -106,7 +106,7 @@ def pause(app: AppContext, until: str, reason: str, notify: bool, detach: bool) 
     """Pause the schedule until DATE (that day's slot sends again); links stay queued for the
     catch-up issue."""
     config, engine, now = app.config, app.engine(), utc_now()
-    day = parse_local_date(until, "--until")
+    day = parse_local_date(until, "until")
     with transaction(engine) as session:
         row = pause_schedule(session, config, until=day, reason=reason, notify=notify, now=now)
         key = f"notice:pause:{row.id}"
@@ -139,7 +139,7 @@ def resume(app: AppContext) -> None:
 def delay(app: AppContext, to: str) -> None:
     """Send this week's issue at another local time instead; the next week is normal."""
     config, now = app.config, utc_now()
-    send_at = parse_local_datetime(to, config.timezone, "--to")
+    send_at = parse_local_datetime(to, config.timezone, "send_at")
     with transaction(app.engine()) as session:
         row = delay_slot(session, config, send_at, now)
     click.echo(

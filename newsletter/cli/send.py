@@ -5,32 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import signal
 import sys
 from datetime import timedelta
-from typing import Any
 
 import click
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from newsletter.cli.base import AppContext, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.errors import DeliveryError, NotFoundError
-from newsletter.models import Delivery, RunStatus, SendRun
-from newsletter.sending.publish import issue_run_key, publish_next_issue
-from newsletter.sending.service import (
-    RunProgress,
-    SenderStats,
-    get_run,
-    latest_run,
-    pause_run,
-    resume_run,
-    run_progress,
-    run_sender,
-)
+from newsletter.errors import DeliveryError
+from newsletter.models import RunStatus
+from newsletter.sending import RunProgress, SenderStats, run_sender
+from newsletter.services import sends
 
 PROGRESS_EVERY = 0.5  # seconds between progress refreshes
 PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
@@ -49,13 +38,13 @@ def send_now(app: AppContext, intro: str | None, detach: bool) -> None:
     """Assemble the next issue from every queued link and send it to every active subscriber."""
     engine = app.engine()
     with transaction(engine) as session:
-        issue = publish_next_issue(session, app.config, utc_now(), intro)
-        run = session.scalars(select(SendRun).where(SendRun.key == issue_run_key(issue.number)))
-        run_id = run.one().id
-        total = run_progress(session, run_id, utc_now()).total
-    click.echo(f"Issue #{issue.number} «{issue.subject}»: {total} recipients (run {run_id}).")
+        started = sends.publish_now(session, app.config, utc_now(), intro)
+    click.echo(
+        f"Issue #{started.issue_number} «{started.subject}»: "
+        f"{started.recipients} recipients (run {started.run_id})."
+    )
     if not detach:
-        drive_run(app.config, engine, run_id)
+        drive_run(app.config, engine, started.run_id)
 
 
 @send.command("test")
@@ -63,23 +52,10 @@ def send_now(app: AppContext, intro: str | None, detach: bool) -> None:
 @pass_app
 def send_test(app: AppContext, email: str) -> None:
     """Send the next issue as it stands to EMAIL, subject marked as a test; nothing recorded."""
-    from newsletter.content import next_issue_view
-    from newsletter.sending.message import MessageTemplate, Recipient
-    from newsletter.sending.render import render_digest
-    from newsletter.sending.smtp import send_single
-    from subscribers.models import Subscriber
-    from subscribers.tokens import make_unsubscribe_token
-
-    config, now = app.config, utc_now()
+    config = app.config
     with transaction(app.engine()) as session:
-        rendered = render_digest(config, next_issue_view(session, config, now))
-        subscriber_id = session.scalar(
-            select(Subscriber.id).where(Subscriber.email_key == email.strip().lower())
-        )
-    token = make_unsubscribe_token(config.secret_key, subscriber_id or 0)
-    template = MessageTemplate.prepare(config, rendered, test=True)
-    data = template.for_recipient(Recipient(email, "", f"{config.base_url}/u/{token}"), now)
-    asyncio.run(send_single(config, str(config.get("list", "from_address")), [email], data))
+        rendered = sends.render_next_issue(session, config, utc_now())
+    asyncio.run(sends.send_test(config, rendered, email, utc_now()))
     click.echo(f"Test of «{rendered.subject}» sent to {email}.")
 
 
@@ -90,8 +66,10 @@ def send_test(app: AppContext, email: str) -> None:
 def send_pause(app: AppContext, run_id: int | None, reason: str) -> None:
     """Pause a running send: no new message starts; messages in flight finish."""
     with transaction(app.engine()) as session:
-        run = pause_run(session, _run_id(session, run_id), reason, utc_now())
-        click.echo(f"Run {run.id} ({run.key}) paused.")
+        progress = sends.pause_send(
+            session, sends.resolve_run_id(session, run_id), reason, utc_now()
+        )
+    click.echo(f"Run {progress.run_id} ({progress.key}) paused.")
 
 
 @send.command("resume")
@@ -102,11 +80,10 @@ def send_resume(app: AppContext, run_id: int | None, detach: bool) -> None:
     """Resume a paused send where it stopped (retries become due at once)."""
     engine = app.engine()
     with transaction(engine) as session:
-        run = resume_run(session, _run_id(session, run_id), utc_now())
-        resumed = run.id
-        click.echo(f"Run {run.id} ({run.key}) resumed.")
+        progress = sends.resume_send(session, sends.resolve_run_id(session, run_id), utc_now())
+    click.echo(f"Run {progress.run_id} ({progress.key}) resumed.")
     if not detach:
-        drive_run(app.config, engine, resumed)
+        drive_run(app.config, engine, progress.run_id)
 
 
 @send.command("status")
@@ -115,7 +92,7 @@ def send_resume(app: AppContext, run_id: int | None, detach: bool) -> None:
 def send_status(app: AppContext, run_id: int | None) -> None:
     """Counts by state, sending rate, estimated time left and the last errors of a send."""
     with transaction(app.engine()) as session:
-        progress = run_progress(session, _run_id(session, run_id), utc_now())
+        progress = sends.send_progress(session, sends.resolve_run_id(session, run_id), utc_now())
     for line in describe(progress):
         click.echo(line)
 
@@ -128,20 +105,10 @@ def send_status(app: AppContext, run_id: int | None) -> None:
 def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> None:
     """Who got issue NUMBER and who did not: one line per recipient."""
     with transaction(app.engine()) as session:
-        run = session.scalar(select(SendRun).where(SendRun.key == issue_run_key(number)))
-        if run is None:
-            raise NotFoundError(f"issue #{number} has not been sent")
-        query = select(Delivery).where(Delivery.run_id == run.id).order_by(Delivery.id)
-        if status:
-            query = query.where(Delivery.status == status)
-        rows = list(session.scalars(query))
-    fields = ("email", "status", "attempts", "sent_at", "last_error")
+        rows = sends.issue_send_report(session, number, status)
     if fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(fields)
-        for row in rows:
-            sent = row.sent_at.isoformat() if row.sent_at else ""
-            writer.writerow((row.email, row.status, row.attempts, sent, row.last_error))
+        for chunk in sends.report_csv(rows):
+            click.echo(chunk, nl=False)
         return
     for row in rows:
         sent = row.sent_at.strftime("%Y-%m-%d %H:%M:%S") if row.sent_at else "-"
@@ -178,10 +145,6 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _run_id(session: Any, run_id: int | None) -> int:
-    return get_run(session, run_id).id if run_id is not None else latest_run(session).id
-
-
 def describe(progress: RunProgress) -> list[str]:
     """The lines of ``send status``."""
     counts = ", ".join(f"{status} {n}" for status, n in sorted(progress.counts.items()))
@@ -210,7 +173,7 @@ def drive_run(config: Config, engine: Engine, run_id: int) -> None:
     Raises ``DeliveryError`` when the run paused itself (relay down or rejecting)."""
     asyncio.run(_drive(config, engine, run_id))
     with transaction(engine) as session:
-        progress = run_progress(session, run_id, utc_now())
+        progress = sends.send_progress(session, run_id, utc_now())
     for line in describe(progress):
         click.echo(line)
     if progress.status == RunStatus.PAUSED:
@@ -221,7 +184,12 @@ def drive_run(config: Config, engine: Engine, run_id: int) -> None:
                 "catcher, which only runs inside `newsletter serve`: start it, or set a relay, "
                 "then `newsletter send resume`"
             )
-        raise DeliveryError(f"run {run_id} is paused ({progress.pause_reason}); {hint}")
+        raise DeliveryError(
+            "run %(run_id)s is paused (%(reason)s); %(hint)s",
+            run_id=run_id,
+            reason=progress.pause_reason,
+            hint=hint,
+        )
 
 
 async def _drive(config: Config, engine: Engine, run_id: int) -> None:
@@ -254,4 +222,4 @@ async def _drive(config: Config, engine: Engine, run_id: int) -> None:
 
 def _progress(engine: Engine, run_id: int) -> RunProgress:
     with transaction(engine) as session:
-        return run_progress(session, run_id, utc_now())
+        return sends.send_progress(session, run_id, utc_now())

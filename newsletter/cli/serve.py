@@ -91,14 +91,18 @@ async def run_server(
                 try:
                     state[name] = await stack.enter_async_context(factory(config, engine))
                 except OSError as exc:
-                    raise ConfigError(f"cannot start the {name}: {exc}") from None
+                    raise ConfigError(
+                        "cannot start the %(name)s: %(error)s", name=name, error=str(exc)
+                    ) from None
             app = create_app(config, engine, **state)
             server = uvicorn.Server(
                 uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
             )
             await server.serve()
             if not server.started:
-                raise ConfigError(f"cannot listen on {host}:{port} (is the port in use?)")
+                raise ConfigError(
+                    "cannot listen on %(host)s:%(port)s (is the port in use?)", host=host, port=port
+                )
 
 
 @main.command()

@@ -22,7 +22,7 @@ def init(app: AppContext, force: bool, no_examples: bool) -> None:
     example links for the first issue."""
     path = Path(app.config_path)
     if path.exists() and not force:
-        raise ConflictError(f"{path} already exists (use --force to overwrite it)")
+        raise ConflictError("%(path)s already exists (use --force to overwrite it)", path=str(path))
     values = {
         "web": {"secret_key": secrets.token_urlsafe(32)},
         "database": {"url": "sqlite:///newsletter.db"},

@@ -7,17 +7,15 @@ import json
 from pathlib import Path
 
 import click
-from sqlalchemy.orm import Session
 
 from newsletter.cli.base import AppContext, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
-from newsletter.errors import ConflictError, DeliveryError, InvalidInputError
+from newsletter.sending import TransactionalMailer
+from newsletter.services import subscribers as subscriber_service
+from newsletter.services.subscribers import STATUSES, ImportOptions
 from subscribers import io as subscriber_io
-from subscribers import optin, store
-from subscribers.models import ConsentKind, SubscriberStatus
-
-STATUSES = [status.value for status in SubscriberStatus]
+from subscribers import store
 
 
 @main.group()
@@ -43,51 +41,25 @@ def add(app: AppContext, email: str, name: str, confirmed: bool, source: str) ->
     if not confirmed:
         context = store.ConsentContext(source=source or "cli")
         with transaction(engine) as session:
-            _refuse_existing(session, app, email)
-            mail = optin.request_subscription(
-                session, config, email=email, name=name, context=context, now=now
+            mail = subscriber_service.request_subscription(
+                session,
+                config,
+                email=email,
+                name=name,
+                context=context,
+                now=now,
+                refuse_known=True,
             )
         if mail is not None:
-            _send_confirmation(app, mail)
+            mailer = TransactionalMailer(config)
+            asyncio.run(subscriber_service.send_confirmation(mailer, mail))
         click.echo(f"Added {email} as pending; a confirmation email was sent.")
         return
-    if not source.strip():
-        raise InvalidInputError("--confirmed needs --source naming where consent was given")
     with transaction(engine) as session:
-        _refuse_existing(session, app, email)
-        subscriber = store.create_subscriber(
-            session,
-            email=email,
-            name=name,
-            status=SubscriberStatus.ACTIVE,
-            source=source,
-            language=str(config.get("list", "language")),
-            now=now,
-        )
-        context = store.ConsentContext(source=source, detail="added by an editor")
-        store.record_consent(
-            session, config.secret_key, subscriber, ConsentKind.CONFIRMED, now, context
+        subscriber = subscriber_service.add_confirmed(
+            session, config, email=email, name=name, source=source, now=now
         )
     click.echo(f"Added {subscriber.email} as active (consent source: {source}).")
-
-
-def _refuse_existing(session: Session, app: AppContext, email: str) -> None:
-    existing = store.find_subscriber(session, email)
-    if existing is not None:
-        raise ConflictError(f"{existing.email} is already known (status: {existing.status})")
-    if store.is_suppressed(session, app.config.secret_key, email):
-        raise ConflictError(
-            f"{email} was erased at its owner's request; only they can subscribe again, on the form"
-        )
-
-
-def _send_confirmation(app: AppContext, mail: optin.ConfirmationMail) -> None:
-    from newsletter.sending.transactional import TransactionalMailer
-
-    try:
-        asyncio.run(TransactionalMailer(app.config).send_confirmation(mail))
-    except DeliveryError as exc:
-        raise DeliveryError(f"the subscriber was added but the email failed: {exc}") from None
 
 
 @subscribers.command("import")
@@ -110,27 +82,14 @@ def import_(
     and the rest imported. Without --confirmed, addresses are added as pending (no email is
     sent: they stay pending until they subscribe on the form).
     """
-    rows = subscriber_io.read_import_file(file, fmt)
-    config, engine, now = app.config, app.engine(), utc_now()
-    language = str(config.get("list", "language"))
-    with Session(engine, expire_on_commit=False) as session:
-        report = subscriber_io.import_rows(
-            session,
-            config.secret_key,
-            rows,
-            confirmed=confirmed,
-            source=source,
-            language=language,
-            now=now,
-        )
-        # A dry run does all the work, then throws it away in one rollback.
-        if dry_run:
-            session.rollback()
-        else:
-            session.commit()
-    prefix = "Dry run, nothing changed. " if dry_run else ""
-    click.echo(f"{prefix}Read {len(rows)} rows from {file}.")
-    for line in report.lines():
+    text = subscriber_io.read_import_text(file)
+    options = ImportOptions(fmt=fmt, confirmed=confirmed, source=source, dry_run=dry_run)
+    result = subscriber_service.import_subscribers(
+        app.engine(), app.config, text, str(file), options, utc_now()
+    )
+    prefix = "Dry run, nothing changed. " if result.dry_run else ""
+    click.echo(f"{prefix}Read {result.rows} rows from {file}.")
+    for line in result.report:
         click.echo(line)
 
 
@@ -149,7 +108,7 @@ def export(app: AppContext, email: str | None, fmt: str, status: str | None) -> 
             data = store.export_person(session, email)
             click.echo(json.dumps(data, ensure_ascii=False, indent=2))
             return
-        click.echo(subscriber_io.export_subscribers(session, fmt, status), nl=False)
+        click.echo(subscriber_service.export_subscribers(session, fmt, status), nl=False)
 
 
 @subscribers.command("list")

@@ -27,10 +27,10 @@ from newsletter.schedule.policy import (
     MAX_LOOKBACK,
     Cause,
     Decision,
-    Outcome,
     Override,
     OverrideAction,
     PauseWindow,
+    SlotOutcome,
     SlotRecord,
     WeeklySchedule,
     catch_up_weeks,
@@ -142,9 +142,9 @@ def _decide_and_record(session: Session, config: Config, instant: datetime, now:
         session.flush()  # takes the unique slot_at: a concurrent firing waits here, then fails
     except IntegrityError:
         raise _AlreadyDecided from None
-    if decision.outcome is Outcome.SENT:
+    if decision.outcome is SlotOutcome.SENT:
         intro = _catch_up_intro(session, config, schedule, instant)
-        row.issue_id = publish_next_issue(session, config, now, intro).id
+        row.issue_id = publish_next_issue(session, config, now, intro).issue.id
         session.flush()
     return row
 
@@ -177,7 +177,7 @@ def _history_since_last_issue(session: Session, before: datetime) -> list[Slot]:
     hand (``send now``): the weeks whose links the next issue carries."""
     last_sent_slot = session.scalar(
         select(func.max(Slot.slot_at)).where(
-            Slot.outcome == Outcome.SENT.value, Slot.slot_at < before
+            Slot.outcome == SlotOutcome.SENT.value, Slot.slot_at < before
         )
     )
     last_issue = session.scalar(select(func.max(Issue.created_at)))
@@ -199,8 +199,8 @@ def _catch_up_intro(
     history = [
         SlotRecord(
             row.slot_at,
-            Outcome(row.outcome),
-            kept_links=not (row.outcome == Outcome.SKIPPED and row.reason in nothing_new),
+            SlotOutcome(row.outcome),
+            kept_links=not (row.outcome == SlotOutcome.SKIPPED and row.reason in nothing_new),
         )
         for row in _history_since_last_issue(session, instant)
     ]

@@ -18,19 +18,12 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.errors import InvalidInputError
+from newsletter.models import SlotOutcome as SlotOutcome  # what a slot turned into
 from newsletter.settings import WEEKDAYS as WEEKDAYS  # the day names a schedule accepts
 
 WEEK = timedelta(days=7)
-
-
-class Outcome(StrEnum):
-    """What a slot turned into; the same values as ``newsletter.models.SlotOutcome``."""
-
-    SENT = "sent"
-    PAUSED = "paused"
-    DELAYED = "delayed"
-    SKIPPED = "skipped"
-    MISSED = "missed"
+# Slots whose links wait for the next issue (the catch-up issue names their weeks).
+CARRIED_OUTCOMES = (SlotOutcome.PAUSED, SlotOutcome.MISSED, SlotOutcome.SKIPPED)
 
 
 class Cause(StrEnum):
@@ -89,7 +82,7 @@ class Decision:
     """What to record for the instant ``slot_at`` (a regular slot or a delayed send)."""
 
     slot_at: datetime
-    outcome: Outcome
+    outcome: SlotOutcome
     cause: Cause
     reason: str = ""  # the editor's words, when the cause is theirs
     delayed_to: datetime | None = None
@@ -254,17 +247,19 @@ def decide(
     """
     pause = next((p for p in pauses if p.covers(instant, schedule.zone)), None)
     if pause is not None:
-        return Decision(instant, Outcome.PAUSED, Cause.PAUSE, pause.reason)
+        return Decision(instant, SlotOutcome.PAUSED, Cause.PAUSE, pause.reason)
     override = next((o for o in overrides if o.slot_at == instant), None)
     if override is not None and override.action is OverrideAction.SKIP:
-        return Decision(instant, Outcome.SKIPPED, Cause.EDITOR_SKIP, override.reason)
+        return Decision(instant, SlotOutcome.SKIPPED, Cause.EDITOR_SKIP, override.reason)
     if override is not None and override.action is OverrideAction.DELAY:
-        return Decision(instant, Outcome.DELAYED, Cause.EDITOR_DELAY, delayed_to=override.send_at)
+        return Decision(
+            instant, SlotOutcome.DELAYED, Cause.EDITOR_DELAY, delayed_to=override.send_at
+        )
     if now - instant > grace:
-        return Decision(instant, Outcome.MISSED, Cause.TOO_LATE)
+        return Decision(instant, SlotOutcome.MISSED, Cause.TOO_LATE)
     if not has_links:
-        return Decision(instant, Outcome.SKIPPED, Cause.NOTHING_NEW)
-    return Decision(instant, Outcome.SENT, Cause.PUBLISH)
+        return Decision(instant, SlotOutcome.SKIPPED, Cause.NOTHING_NEW)
+    return Decision(instant, SlotOutcome.SENT, Cause.PUBLISH)
 
 
 # --- editor commands -------------------------------------------------------------------------
@@ -317,7 +312,7 @@ class SlotRecord:
     """A recorded outcome, as the catch-up rule needs it."""
 
     slot_at: datetime
-    outcome: Outcome
+    outcome: SlotOutcome
     kept_links: bool  # False for a week skipped because nothing was queued
 
 
@@ -331,7 +326,8 @@ def catch_up_weeks(history: Sequence[SlotRecord], instant: datetime, zone: ZoneI
     carried = sorted(
         local_date(r.slot_at, zone)
         for r in history
-        if r.kept_links and r.outcome in (Outcome.PAUSED, Outcome.MISSED, Outcome.SKIPPED)
+        if r.kept_links
+        and r.outcome in (SlotOutcome.PAUSED, SlotOutcome.MISSED, SlotOutcome.SKIPPED)
     )
     if not carried:
         return []

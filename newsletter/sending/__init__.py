@@ -1,0 +1,59 @@
+"""Sending mail: the one way in for callers outside this package.
+
+Start a send (``publish_next_issue``, ``start_send_run``), run the sender (``run_sender``,
+``delivery_service``), steer and watch it (``pause_run``, ``resume_run``, ``run_progress``),
+and send single messages (``send_rendered``, ``TransactionalMailer``). The mechanics stay in
+the modules beside this one: ``runs`` (a run's lifecycle), ``ledger`` (the SQL of the delivery
+ledger), ``sender`` (asyncio workers over pooled SMTP connections), ``smtp``, ``message``
+(MIME bytes, DKIM), ``render`` (jinja2 + premailer, once per issue), ``catcher`` (the local
+mail catcher).
+"""
+
+from newsletter.sending.catcher import catcher_service
+from newsletter.sending.message import Recipient
+from newsletter.sending.publish import PublishedIssue, issue_run_key, publish_next_issue
+from newsletter.sending.render import (
+    RECIPIENT_EMAIL_PLACEHOLDER,
+    UNSUBSCRIBE_URL_PLACEHOLDER,
+    RenderedEmail,
+    render_digest,
+    render_email,
+)
+from newsletter.sending.runs import start_send_run
+from newsletter.sending.service import (
+    RunProgress,
+    SenderStats,
+    delivery_service,
+    get_run,
+    latest_run,
+    pause_run,
+    resume_run,
+    run_progress,
+    run_sender,
+)
+from newsletter.sending.transactional import TransactionalMailer, send_rendered
+
+__all__ = [
+    "RECIPIENT_EMAIL_PLACEHOLDER",
+    "UNSUBSCRIBE_URL_PLACEHOLDER",
+    "PublishedIssue",
+    "Recipient",
+    "RenderedEmail",
+    "RunProgress",
+    "SenderStats",
+    "TransactionalMailer",
+    "catcher_service",
+    "delivery_service",
+    "get_run",
+    "issue_run_key",
+    "latest_run",
+    "pause_run",
+    "publish_next_issue",
+    "render_digest",
+    "render_email",
+    "resume_run",
+    "run_progress",
+    "run_sender",
+    "send_rendered",
+    "start_send_run",
+]

@@ -3,13 +3,14 @@ send run. The dispatcher (at a slot) and ``send now`` both call ``publish_next_i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
 from newsletter.content import assemble_issue, issue_view
-from newsletter.models import Issue, RunKind
+from newsletter.models import Issue, RunKind, SendRun
 from newsletter.sending.render import render_digest
 from newsletter.sending.runs import start_send_run
 
@@ -19,9 +20,17 @@ def issue_run_key(number: int) -> str:
     return f"issue:{number}"
 
 
+@dataclass(frozen=True)
+class PublishedIssue:
+    """An issue just assembled and the send run started for it."""
+
+    issue: Issue
+    run: SendRun
+
+
 def publish_next_issue(
     session: Session, config: Config, now: datetime, intro: str | None = None
-) -> Issue:
+) -> PublishedIssue:
     """Assemble the next issue from every queued link, render it once, store its html/text and
     start its send run (key ``issue:N``, a snapshot of today's active subscribers).
 
@@ -30,7 +39,7 @@ def publish_next_issue(
     issue = assemble_issue(session, config, now, intro)
     rendered = render_digest(config, issue_view(session, issue, config.timezone))
     issue.subject, issue.html, issue.text = rendered.subject, rendered.html, rendered.text
-    start_send_run(
+    run = start_send_run(
         session,
         key=issue_run_key(issue.number),
         kind=RunKind.DIGEST,
@@ -40,4 +49,4 @@ def publish_next_issue(
         issue_id=issue.id,
         now=now,
     )
-    return issue
+    return PublishedIssue(issue, run)

@@ -18,6 +18,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -90,6 +91,26 @@ class RunProgress:
     @property
     def finished(self) -> int:
         return self.total - self.open
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON shape of this progress (the dashboard's progress.json and the API's)."""
+        counts = self.counts
+        return {
+            "run_id": self.run_id,
+            "key": self.key,
+            "subject": self.subject,
+            "status": self.status,
+            "pause_reason": self.pause_reason,
+            "total": self.total,
+            "sent": counts.get("sent", 0),
+            "failed": counts.get("failed", 0) + counts.get("bounced", 0),
+            "skipped": counts.get("skipped", 0),
+            "pending": self.open,
+            "counts": counts,
+            "rate": round(self.rate, 3),
+            "eta_seconds": int(self.eta.total_seconds()) if self.eta else None,
+            "last_errors": [{"email": e, "error": m} for e, m in self.last_errors],
+        }
 
 
 def run_progress(session: Session, run_id: int, now: datetime) -> RunProgress:

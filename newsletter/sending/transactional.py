@@ -1,9 +1,11 @@
-"""The opt-in emails (confirmation, welcome), sent one at a time through the same renderer,
-message builder and SMTP settings as the digest. Implements ``subscribers.optin.Mailer``."""
+"""Mail sent one message at a time through the same renderer, message builder and SMTP
+settings as the digest: tests of an issue (``send_rendered``) and the opt-in emails
+(confirmation, welcome; ``TransactionalMailer`` implements ``subscribers.optin.Mailer``)."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
@@ -21,6 +23,24 @@ def issue_body(html: str) -> str:
     in another email. Its placeholders stay, and are personalised with the rest."""
     found = _BODY.search(html)
     return found.group(1) if found else html
+
+
+async def send_rendered(
+    config: Config,
+    rendered: RenderedEmail,
+    recipient: Recipient,
+    now: datetime,
+    *,
+    test: bool = False,
+    list_mail: bool = True,
+) -> None:
+    """Send ``rendered`` to one ``recipient`` on its own SMTP connection; ``test`` marks the
+    subject as a preview. Raises ``TemporaryFailure``/``PermanentFailure`` (``DeliveryError``)
+    when the relay refuses it or cannot be reached."""
+    template = MessageTemplate.prepare(config, rendered, test=test, list_mail=list_mail)
+    data = template.for_recipient(recipient, now)
+    sender = str(config.get("list", "from_address"))
+    await send_single(config, sender, [recipient.email], data)
 
 
 def render_confirmation(config: Config, mail: ConfirmationMail) -> RenderedEmail:
@@ -64,15 +84,10 @@ class TransactionalMailer:
     async def send_confirmation(self, mail: ConfirmationMail) -> None:
         rendered = render_confirmation(self.config, mail)
         # Not list mail: the person has not joined yet, so no List-Unsubscribe.
-        template = MessageTemplate.prepare(self.config, rendered, list_mail=False)
-        await self._send(template, Recipient(mail.email, mail.name, ""))
+        recipient = Recipient(mail.email, mail.name, "")
+        await send_rendered(self.config, rendered, recipient, utc_now(), list_mail=False)
 
     async def send_welcome(self, mail: WelcomeMail) -> None:
         rendered = render_welcome(self.config, mail)
-        template = MessageTemplate.prepare(self.config, rendered, list_mail=True)
-        await self._send(template, Recipient(mail.email, mail.name, mail.unsubscribe_url))
-
-    async def _send(self, template: MessageTemplate, recipient: Recipient) -> None:
-        data = template.for_recipient(recipient, utc_now())
-        sender = str(self.config.get("list", "from_address"))
-        await send_single(self.config, sender, [recipient.email], data)
+        recipient = Recipient(mail.email, mail.name, mail.unsubscribe_url)
+        await send_rendered(self.config, rendered, recipient, utc_now())

@@ -29,8 +29,8 @@ from newsletter.schedule.dispatch import (
 from newsletter.schedule.policy import (
     Cause,
     Decision,
-    Outcome,
     PauseWindow,
+    SlotOutcome,
     WeeklySchedule,
     check_pause_until,
     decide,
@@ -68,7 +68,7 @@ def pause_schedule(
     """
     schedule = schedule_of(config)
     check_pause_until(schedule, until, now)
-    reason = content.check_text(reason, "--reason", limit=500)
+    reason = content.check_text(reason, "reason", limit=500)
     pause = Pause(created_at=now, until=until, reason=reason, notify=notify, ended_at=None)
     session.add(pause)
     session.flush()
@@ -142,7 +142,7 @@ def delay_slot(session: Session, config: Config, send_at: datetime, now: datetim
         return _set_override(session, row)
     pending.send_at = send_at
     recorded = session.scalars(select(Slot).where(Slot.slot_at == slot)).one()
-    decision = Decision(slot, Outcome.DELAYED, Cause.EDITOR_DELAY, delayed_to=send_at)
+    decision = Decision(slot, SlotOutcome.DELAYED, Cause.EDITOR_DELAY, delayed_to=send_at)
     recorded.reason = reason_text(config, schedule, decision)
     session.flush()
     return pending
@@ -153,7 +153,7 @@ def _pending_delay(session: Session) -> SlotOverride | None:
     query = (
         select(SlotOverride)
         .join(Slot, Slot.slot_at == SlotOverride.slot_at)
-        .where(SlotOverride.action == "delay", Slot.outcome == Outcome.DELAYED.value)
+        .where(SlotOverride.action == "delay", Slot.outcome == SlotOutcome.DELAYED.value)
         .order_by(SlotOverride.slot_at.desc())
     )
     for override in session.scalars(query.limit(2)):
@@ -166,7 +166,7 @@ def _pending_delay(session: Session) -> SlotOverride | None:
 def skip_slot(session: Session, config: Config, reason: str, now: datetime) -> SlotOverride:
     """Skip the next slot with the editor's ``reason``; its links wait for the next issue."""
     slot = next_slot(schedule_of(config), now)
-    reason = content.check_text(reason, "--reason", limit=500)
+    reason = content.check_text(reason, "reason", limit=500)
     row = SlotOverride(slot_at=slot, action="skip", send_at=None, reason=reason, created_at=now)
     return _set_override(session, row)
 
@@ -180,7 +180,7 @@ class PlannedSlot:
     nothing changes (``sent`` meaning it will send when links are queued)."""
 
     slot_at: datetime
-    outcome: Outcome
+    outcome: SlotOutcome
     reason: str
     recorded: bool
     send_at: datetime | None = None
@@ -198,17 +198,19 @@ def planned_slots(
     if pending is not None and pending.slot_at <= start and pending.send_at is not None:
         passed = session.scalars(select(Slot).where(Slot.slot_at == pending.slot_at)).one()
         planned.append(
-            PlannedSlot(passed.slot_at, Outcome.DELAYED, passed.reason, True, pending.send_at)
+            PlannedSlot(passed.slot_at, SlotOutcome.DELAYED, passed.reason, True, pending.send_at)
         )
     for slot in upcoming_slots(schedule, start, weeks):
         row = session.scalar(select(Slot).where(Slot.slot_at == slot))
         if row is not None:
-            planned.append(PlannedSlot(slot, Outcome(row.outcome), row.reason, True))
+            planned.append(PlannedSlot(slot, SlotOutcome(row.outcome), row.reason, True))
             continue
         decision = decide(
             schedule, slot, slot, pauses=pauses, overrides=found, grace=timedelta(0), has_links=True
         )
-        reason = "" if decision.outcome is Outcome.SENT else reason_text(config, schedule, decision)
+        reason = (
+            "" if decision.outcome is SlotOutcome.SENT else reason_text(config, schedule, decision)
+        )
         planned.append(PlannedSlot(slot, decision.outcome, reason, False, decision.delayed_to))
     return planned
 
@@ -218,7 +220,9 @@ def schedule_state(session: Session, config: Config, now: datetime) -> dict[str,
     can go out, and any pause."""
     planned = planned_slots(session, config, now, 2)
     coming = next(p for p in planned if p.slot_at > now)
-    sending = next((p for p in planned if p.outcome in (Outcome.SENT, Outcome.DELAYED)), None)
+    sending = next(
+        (p for p in planned if p.outcome in (SlotOutcome.SENT, SlotOutcome.DELAYED)), None
+    )
     pause = active_pause(session, config, now)
     if sending is not None:
         send_at: datetime | None = sending.send_at or sending.slot_at

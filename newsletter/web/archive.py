@@ -1,15 +1,11 @@
-"""Public reading pages: the home page (subscribe form + latest issue), the archive of sent
-issues, each issue as a web page, and the Atom feed."""
+"""Public reading pages: the archive of sent issues, each issue as a web page, and the Atom
+feed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from xml.etree import ElementTree
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,75 +13,15 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.models import Issue, IssueStatus, Link
+from newsletter.services.archive import ArchivedIssue, sent_issue, sent_issues
 from newsletter.web.pages import render_page
 
 FEED_SIZE = 20
 ATOM = "http://www.w3.org/2005/Atom"
 
 
-@dataclass(frozen=True)
-class ArchivedLink:
-    url: str
-    title: str
-    source: str
-    excerpt: str
-
-
-@dataclass(frozen=True)
-class ArchivedIssue:
-    number: int
-    subject: str
-    intro: str
-    sent_at: datetime
-    links: tuple[ArchivedLink, ...]
-
-
-def _sent() -> Any:
-    return select(Issue).where(Issue.status == IssueStatus.SENT.value, Issue.sent_at.is_not(None))
-
-
-def _archived(session: Session, issue: Issue) -> ArchivedIssue:
-    links = session.scalars(
-        select(Link).where(Link.issue_id == issue.id).order_by(Link.position, Link.id)
-    ).all()
-    assert issue.sent_at is not None
-    return ArchivedIssue(
-        number=issue.number,
-        subject=issue.subject,
-        intro=issue.intro,
-        sent_at=issue.sent_at,
-        links=tuple(ArchivedLink(ln.url, ln.title, ln.source, ln.excerpt) for ln in links),
-    )
-
-
-def sent_issues(session: Session, limit: int | None = None) -> list[ArchivedIssue]:
-    """Sent issues, newest first."""
-    query = _sent().order_by(Issue.number.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    return [_archived(session, issue) for issue in session.scalars(query)]
-
-
-def sent_issue(session: Session, number: int) -> ArchivedIssue | None:
-    issue = session.scalars(_sent().where(Issue.number == number)).one_or_none()
-    return _archived(session, issue) if issue else None
-
-
-def home_context(engine: Engine) -> dict[str, Any]:
-    """What the home page shows besides the form (sync: call it from a worker thread)."""
-    with transaction(engine) as session:
-        latest = sent_issues(session, limit=1)
-    return {"latest": latest[0] if latest else None, "email": "", "name": "", "error": ""}
-
-
 def paragraphs(text: str) -> list[str]:
     return [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
-
-
-async def home(request: Request) -> Response:
-    context = await run_in_threadpool(home_context, request.app.state.engine)
-    return render_page(request, "index.html", context)
 
 
 async def archive(request: Request) -> Response:
@@ -154,7 +90,6 @@ async def feed(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/", home, methods=["GET"]),
     Route("/archive", archive, methods=["GET"]),
     Route("/archive/{number:int}", archived_issue, methods=["GET"]),
     Route("/feed.xml", feed, methods=["GET"]),

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -29,11 +30,11 @@ from starlette.routing import BaseRoute, Route
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.errors import DeliveryError, InvalidInputError, TokenError
-from newsletter.web.archive import home_context
+from newsletter.services.archive import sent_issues
+from newsletter.web.common import consent_context, mailer
 from newsletter.web.pages import page_gettext, render_page
-from newsletter.web.security import CSRFError, RateLimiter, check_csrf, client_ip
+from newsletter.web.security import CSRFError, RequestLimiter, check_csrf, client_ip
 from subscribers import optin
-from subscribers.store import ConsentContext
 from subscribers.tokens import ExpiredTokenError
 
 log = logging.getLogger(__name__)
@@ -73,33 +74,11 @@ def sqlite_writer_lock(request: Request) -> asyncio.Lock:
     return lock
 
 
-def consent_context(request: Request, source: str) -> ConsentContext:
-    return ConsentContext(
-        source=source,
-        ip=client_ip(request),
-        user_agent=request.headers.get("user-agent", ""),
-        consent_text_version=str(
-            request.app.state.config.get("subscribers", "consent_text_version")
-        ),
-    )
-
-
-def mailer(request: Request) -> optin.Mailer:
+def subscribe_limiter(request: Request) -> RequestLimiter:
     state = request.app.state
-    found: optin.Mailer | None = getattr(state, "mailer", None)
-    if found is None:
-        from newsletter.sending.transactional import TransactionalMailer
-
-        found = TransactionalMailer(state.config)
-        state.mailer = found
-    return found
-
-
-def subscribe_limiter(request: Request) -> RateLimiter:
-    state = request.app.state
-    limiter: RateLimiter | None = getattr(state, "subscribe_limiter", None)
+    limiter: RequestLimiter | None = getattr(state, "subscribe_limiter", None)
     if limiter is None:
-        limiter = RateLimiter(*SUBSCRIBE_LIMIT)
+        limiter = RequestLimiter(*SUBSCRIBE_LIMIT)
         state.subscribe_limiter = limiter
     return limiter
 
@@ -109,7 +88,7 @@ async def read_form(request: Request) -> FormData:
     try:
         return await request.form(max_files=0, max_fields=20)
     except (ClientDisconnect, HTTPException, MultiPartException) as exc:
-        raise InvalidInputError(f"unreadable form ({exc})") from None
+        raise InvalidInputError("unreadable form (%(error)s)", error=str(exc)) from None
 
 
 def field(form: FormData, name: str) -> str:
@@ -345,7 +324,20 @@ async def unsubscribe(request: Request) -> Response:
     )
 
 
+def home_context(engine: Engine) -> dict[str, Any]:
+    """What the home page shows besides the form (sync: call it from a worker thread)."""
+    with transaction(engine) as session:
+        latest = sent_issues(session, limit=1)
+    return {"latest": latest[0] if latest else None, "email": "", "name": "", "error": ""}
+
+
+async def home(request: Request) -> Response:
+    context = await run_in_threadpool(home_context, request.app.state.engine)
+    return render_page(request, "index.html", context)
+
+
 routes: list[BaseRoute] = [
+    Route("/", home, methods=["GET"]),
     Route("/subscribe", subscribe, methods=["POST"]),
     Route("/confirm/{token}", confirm_page, methods=["GET"]),
     Route("/confirm/{token}", confirm, methods=["POST"]),

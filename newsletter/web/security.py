@@ -6,7 +6,7 @@
 - ``CSRFMiddleware`` + ``csrf_token(request)`` + ``await check_csrf(request, form)``: a
   double-submit token. A random value lives in an HttpOnly cookie; forms carry its HMAC with the
   secret key, so a page on another site can neither read nor forge the field.
-- ``RateLimiter``: a per-key (per-IP) sliding window, in memory, for one process.
+- ``RequestLimiter``: a per-key (per-IP) sliding window, in memory, for one process.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def check_csrf(request: Request, form: FormData | Mapping[str, Any]) -> None:
         raise CSRFError("the form expired or came from another site; please try again")
 
 
-class RateLimiter:
+class RequestLimiter:
     """At most ``limit`` hits per key in any ``window`` seconds (one process, in memory)."""
 
     def __init__(self, limit: int, window: float) -> None:

@@ -1,49 +1,31 @@
-"""What every admin page shares: running core work in one transaction off the event loop,
-and translating the product's errors to a status and a message."""
+"""What every admin page shares: an editor's action in one transaction then a redirect, the
+flash that reports it, and reading form fields. The database seam and the error texts come
+from ``newsletter.web.common``."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from newsletter.db import transaction
-from newsletter.errors import (
-    ConflictError,
-    DeliveryError,
-    InvalidInputError,
-    NewsletterError,
-    NotFoundError,
-)
+from newsletter.errors import InvalidInputError, NewsletterError
+from newsletter.web.common import error_status, error_text, run_db
 
-T = TypeVar("T")
-
-
-def _in_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    with transaction(request.app.state.engine) as session:
-        return work(session)
-
-
-async def run_db(request: Request, work: Callable[[Session], T]) -> T:
-    """Run ``work(session)`` in one transaction, in a worker thread (the sync/async seam)."""
-    return await run_in_threadpool(_in_transaction, request, work)
-
-
-def error_status(exc: NewsletterError) -> int:
-    """The HTTP status for an error of the core."""
-    if isinstance(exc, InvalidInputError):
-        return 422
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, ConflictError):
-        return 409
-    if isinstance(exc, DeliveryError):
-        return 502  # the relay refused or was unreachable
-    return 500
+__all__ = [
+    "action_flash",
+    "error_flash",
+    "error_status",
+    "field",
+    "int_field",
+    "page_status",
+    "redirect",
+    "run_action",
+    "run_db",
+    "tags_field",
+]
 
 
 async def run_action(
@@ -66,8 +48,14 @@ def action_flash(
 ) -> dict[str, str]:
     """The flash of a page shown after an editor's action: the error when it failed, else the
     message for the ``?done=`` it was redirected with (empty when there is none)."""
-    done = messages.get(request.query_params.get("done", ""), "")
-    return {"flash": str(error) if error else done, "flash_kind": "error" if error else "ok"}
+    if error is not None:
+        return error_flash(request, error)
+    return {"flash": messages.get(request.query_params.get("done", ""), ""), "flash_kind": "ok"}
+
+
+def error_flash(request: Request, error: NewsletterError) -> dict[str, str]:
+    """The flash of a page that shows ``error``, in the page's language."""
+    return {"flash": error_text(request.app.state.config, error), "flash_kind": "error"}
 
 
 def page_status(error: NewsletterError | None) -> int:

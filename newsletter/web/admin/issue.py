@@ -1,4 +1,5 @@
-"""The next issue page: queue, edit, reorder and remove links; write the intro and subject."""
+"""The next issue page: queue, edit, reorder and remove links; write the intro and subject;
+send a test of the issue to the signed-in editor."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
+from newsletter.services import sends
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import (
     action_flash,
     field,
     int_field,
     page_status,
+    redirect,
     run_action,
     run_db,
     tags_field,
@@ -56,11 +59,6 @@ async def _page(
     context = await run_db(request, lambda s: _issue_context(s, config))
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
     return render_page(request, "issue.html", context, status_code=page_status(error))
-
-
-async def issue_error_page(request: Request, error: NewsletterError) -> Response:
-    """The issue page again, showing what went wrong with the editor's last action."""
-    return await _page(request, error=error)
 
 
 async def _act(
@@ -138,6 +136,17 @@ async def save_draft(request: Request) -> Response:
     return await _act(request, "draft", work)
 
 
+@editor_required
+async def send_test(request: Request) -> Response:
+    config: Config = request.app.state.config
+    try:
+        rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
+        await sends.send_test(config, rendered, request.state.editor_email, utc_now())
+    except NewsletterError as exc:
+        return await _page(request, error=exc)
+    return redirect("/admin/issue?done=tested")
+
+
 routes = [
     Route("/issue", issue_page, methods=["GET"]),
     Route("/issue/links", add_link, methods=["POST"]),
@@ -145,4 +154,5 @@ routes = [
     Route("/issue/links/{link_id:int}/move", move_link, methods=["POST"]),
     Route("/issue/links/{link_id:int}/delete", remove_link, methods=["POST"]),
     Route("/issue/draft", save_draft, methods=["POST"]),
+    Route("/issue/test", send_test, methods=["POST"]),
 ]

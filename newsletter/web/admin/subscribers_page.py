@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -16,51 +15,30 @@ from starlette.routing import Route
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.errors import DeliveryError, InvalidInputError, NewsletterError
+from newsletter.errors import InvalidInputError, NewsletterError
+from newsletter.services import subscribers as subscriber_service
+from newsletter.services.subscribers import PAGE_SIZE, STATUSES, ImportOptions
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.chart import chart_svg, weekly_counts
-from newsletter.web.admin.common import error_status, field, redirect, run_db
+from newsletter.web.admin.common import error_flash, error_status, field, redirect, run_db
 from newsletter.web.admin.templating import render_page
-from newsletter.web.public import consent_context, mailer
+from newsletter.web.common import consent_context, mailer
 from subscribers import io as subscriber_io
-from subscribers import optin
-from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.store import count_by_status
 
-PAGE_SIZE = 100
 CHART_WEEKS = 12
-
-
-def search_subscribers(
-    session: Session, *, query: str, status: str, offset: int, limit: int = PAGE_SIZE
-) -> tuple[list[Subscriber], int]:
-    """Subscribers whose address or name contains ``query`` (case-insensitive), with
-    ``status`` when given; returns one page and the total number of matches."""
-    where = []
-    if query:
-        pattern = f"%{query.lower()}%"
-        where.append(
-            or_(Subscriber.email_key.like(pattern), func.lower(Subscriber.name).like(pattern))
-        )
-    if status:
-        where.append(Subscriber.status == status)
-    total = session.scalar(select(func.count()).select_from(Subscriber).where(*where)) or 0
-    rows = session.scalars(
-        select(Subscriber).where(*where).order_by(Subscriber.id.desc()).offset(offset).limit(limit)
-    )
-    return list(rows), int(total)
 
 
 def _context(
     session: Session, config: Config, query: str, status: str, offset: int
 ) -> dict[str, Any]:
-    rows, total = search_subscribers(session, query=query, status=status, offset=offset)
+    page = subscriber_service.search_subscribers(session, query=query, status=status, offset=offset)
     weeks = weekly_counts(session, config.timezone, utc_now(), CHART_WEEKS)
     return {
-        "rows": rows,
-        "total": total,
+        "rows": page.rows,
+        "total": page.total,
         "counts": count_by_status(session),
-        "statuses": [s.value for s in SubscriberStatus],
+        "statuses": STATUSES,
         "query": query,
         "status": status,
         "offset": offset,
@@ -84,16 +62,15 @@ async def _page(
     config: Config = request.app.state.config
     query = request.query_params.get("q", "").strip()[:200]
     status = request.query_params.get("status", "")
-    status = status if status in {s.value for s in SubscriberStatus} else ""
+    status = status if status in STATUSES else ""
     offset = _offset(request)
     context = await run_db(request, lambda s: _context(s, config, query, status, offset))
     done = {"added": "Confirmation sent: the person is subscribed once they confirm."}
-    context.update(
-        flash=str(error) if error else flash or done.get(request.query_params.get("done", ""), ""),
-        flash_kind="error" if error else "ok",
-        formats=subscriber_io.FORMATS,
-        **(extra or {}),
-    )
+    if error is not None:
+        context.update(error_flash(request, error))
+    else:
+        context.update(flash=flash or done.get(request.query_params.get("done", ""), ""))
+    context.update(formats=subscriber_io.FORMATS, **(extra or {}))
     return render_page(request, "subscribers.html", context, error_status(error) if error else 200)
 
 
@@ -111,7 +88,7 @@ async def add_subscriber(request: Request) -> Response:
     try:
         mail = await run_db(
             request,
-            lambda s: optin.request_subscription(
+            lambda s: subscriber_service.request_subscription(
                 s,
                 config,
                 email=field(form, "email"),
@@ -121,9 +98,7 @@ async def add_subscriber(request: Request) -> Response:
             ),
         )
         if mail is not None:
-            await mailer(request).send_confirmation(mail)
-    except DeliveryError as exc:
-        return await _page(request, exc)
+            await subscriber_service.send_confirmation(mailer(request), mail)
     except NewsletterError as exc:
         return await _page(request, exc)
     if mail is None:
@@ -131,30 +106,6 @@ async def add_subscriber(request: Request) -> Response:
             request, flash="Already subscribed, or a confirmation was sent recently."
         )
     return redirect("/admin/subscribers?done=added")
-
-
-def run_import(
-    request: Request, text: str, where: str, options: dict[str, Any]
-) -> tuple[int, list[str]]:
-    """Import in one transaction (rolled back for a dry run), as ``subscribers import`` does;
-    returns the number of rows read and the CLI's report lines."""
-    config: Config = request.app.state.config
-    rows = subscriber_io.parse_import(text, options["fmt"], where=where)
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
-        report = subscriber_io.import_rows(
-            session,
-            config.secret_key,
-            rows,
-            confirmed=options["confirmed"],
-            source=options["source"],
-            language=str(config.get("list", "language")),
-            now=utc_now(),
-        )
-        if options["dry_run"]:
-            session.rollback()
-        else:
-            session.commit()
-    return len(rows), report.lines()
 
 
 async def _upload_text(form: Any) -> tuple[str, str]:
@@ -167,8 +118,6 @@ async def _upload_text(form: Any) -> tuple[str, str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInputError("not UTF-8 text; nothing imported", where=where) from None
-    if "\0" in text:
-        raise InvalidInputError("not a text file; nothing imported", where=where)
     return text, where
 
 
@@ -176,29 +125,38 @@ async def _upload_text(form: Any) -> tuple[str, str]:
 async def import_subscribers(request: Request) -> Response:
     form = await request.form()
     fmt = field(form, "format") or "auto"
-    options = {
-        "fmt": fmt if fmt in subscriber_io.FORMATS else "auto",
-        "confirmed": field(form, "confirmed") == "yes",
-        "source": field(form, "source"),
-        "dry_run": field(form, "dry_run") == "yes",
-    }
+    options = ImportOptions(
+        fmt=fmt if fmt in subscriber_io.FORMATS else "auto",
+        confirmed=field(form, "confirmed") == "yes",
+        source=field(form, "source"),
+        dry_run=field(form, "dry_run") == "yes",
+    )
+    config: Config = request.app.state.config
     try:
         text, where = await _upload_text(form)
-        count, lines = await run_in_threadpool(run_import, request, text, where, options)
+        result = await run_in_threadpool(
+            subscriber_service.import_subscribers,
+            request.app.state.engine,
+            config,
+            text,
+            where,
+            options,
+            utc_now(),
+        )
     except NewsletterError as exc:
         return await _page(request, exc)
-    prefix = "Dry run, nothing changed. " if options["dry_run"] else ""
-    report = [f"{prefix}Read {count} rows from {where}.", *lines]
+    prefix = "Dry run, nothing changed. " if result.dry_run else ""
+    report = [f"{prefix}Read {result.rows} rows from {result.where}.", *result.report]
     return await _page(request, flash="Import done.", extra={"import_report": report})
 
 
 @editor_required
 async def export_subscribers(request: Request) -> Response:
     status = request.query_params.get("status", "")
-    status = status if status in {s.value for s in SubscriberStatus} else ""
+    status = status if status in STATUSES else ""
 
     def work(session: Session) -> str:
-        return subscriber_io.export_subscribers(session, "csv", status or None)
+        return subscriber_service.export_subscribers(session, "csv", status or None)
 
     data = await run_db(request, work)
     name = f"subscribers-{status or 'all'}.csv"

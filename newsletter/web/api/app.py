@@ -22,11 +22,11 @@ from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.editors import editor_for_token
 from newsletter.errors import InvalidInputError, NewsletterError
-from newsletter.web.admin.common import error_status
 from newsletter.web.api import handlers
 from newsletter.web.api.handlers import JSON_HEADERS, ok
 from newsletter.web.api.operations import operations
 from newsletter.web.api.validation import Handler, Operation, openapi_document, validate
+from newsletter.web.common import error_status
 
 
 def error(status: int, message: str, where: str | None = None) -> JSONResponse:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,26 +15,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.errors import InvalidInputError, NotFoundError
-from newsletter.models import Link, SendRun
+from newsletter.errors import NotFoundError
+from newsletter.models import Link
 from newsletter.schedule.policy import parse_local_date, parse_local_datetime
-from newsletter.sending.runs import get_run
-from newsletter.sending.service import pause_run, resume_run
 from newsletter.services import schedule as schedule_commands
-from newsletter.web.admin.common import run_db
-from newsletter.web.admin.preview import render_next_issue, send_test_to
-from newsletter.web.admin.sends import (
-    active_count,
-    csv_lines,
-    progress_json,
-    publish_now,
-    report_rows,
-)
-from newsletter.web.admin.subscribers_page import run_import, search_subscribers
+from newsletter.services import sends
+from newsletter.services import subscribers as subscriber_service
+from newsletter.services.subscribers import ImportOptions
 from newsletter.web.api.validation import MAX_ID
-from newsletter.web.public import consent_context, mailer
-from subscribers import optin
-from subscribers.io import export_subscribers as export_text
+from newsletter.web.common import consent_context, mailer, run_db
 from subscribers.store import count_by_status
 
 JSON_HEADERS = {"cache-control": "no-store"}
@@ -48,7 +36,7 @@ def ok(data: Any, status: int = 200) -> JSONResponse:
 def path_id(request: Request, name: str) -> int:
     value = int(request.state.params[name])
     if not 1 <= value <= MAX_ID:
-        raise NotFoundError(f"no object with {name} {value}")
+        raise NotFoundError("no object with %(name)s %(value)s", name=name, value=value)
     return value
 
 
@@ -78,7 +66,7 @@ def _next_issue(session: Session, config: Config) -> dict[str, Any]:
         "subject": view.subject,
         "intro": view.intro,
         "date": view.date.isoformat(),
-        "recipients": active_count(session),
+        "recipients": sends.active_recipients(session),
         **_queue(session),
     }
 
@@ -152,14 +140,14 @@ async def update_draft(request: Request) -> Response:
 
 async def preview_issue(request: Request) -> Response:
     config: Config = request.app.state.config
-    rendered = await run_db(request, lambda session: render_next_issue(session, config))
+    rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
     return ok({"subject": rendered.subject, "html": rendered.html, "text": rendered.text})
 
 
 async def send_test(request: Request) -> Response:
     config: Config = request.app.state.config
-    rendered = await run_db(request, lambda session: render_next_issue(session, config))
-    await send_test_to(config, rendered, request.state.editor_email)
+    rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
+    await sends.send_test(config, rendered, request.state.editor_email, utc_now())
     return ok({"sent_to": request.state.editor_email}, 202)
 
 
@@ -167,10 +155,8 @@ async def send_issue(request: Request) -> Response:
     config: Config = request.app.state.config
 
     def work(session: Session) -> dict[str, Any]:
-        recipients = active_count(session)
-        run_id = publish_now(session, config)
-        run = get_run(session, run_id)
-        return {"run_id": run_id, "key": run.key, "recipients": recipients}
+        started = sends.publish_now(session, config, utc_now())
+        return {"run_id": started.run_id, "key": started.run_key, "recipients": started.recipients}
 
     return ok(await run_db(request, work), 201)
 
@@ -180,24 +166,23 @@ async def send_issue(request: Request) -> Response:
 
 async def list_sends(request: Request) -> Response:
     def work(session: Session) -> dict[str, Any]:
-        now = utc_now()
-        ids = session.scalars(select(SendRun.id).order_by(SendRun.id.desc()).limit(50)).all()
-        return {"sends": [progress_json(session, i, now) for i in ids]}
+        recent = sends.recent_sends(session, utc_now())
+        return {"sends": [summary.progress.as_json() for summary in recent]}
 
     return ok(await run_db(request, work))
 
 
 async def get_send(request: Request) -> Response:
     run_id = path_id(request, "run_id")
-    return ok(await run_db(request, lambda ses: progress_json(ses, run_id, utc_now())))
+    progress = await run_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
+    return ok(progress.as_json())
 
 
 async def pause_send(request: Request) -> Response:
     run_id, reason = path_id(request, "run_id"), request.state.body.get("reason", "")
 
     def work(session: Session) -> dict[str, Any]:
-        pause_run(session, run_id, reason, utc_now())
-        return progress_json(session, run_id, utc_now())
+        return sends.pause_send(session, run_id, reason, utc_now()).as_json()
 
     return ok(await run_db(request, work))
 
@@ -206,8 +191,7 @@ async def resume_send(request: Request) -> Response:
     run_id = path_id(request, "run_id")
 
     def work(session: Session) -> dict[str, Any]:
-        resume_run(session, run_id, utc_now())
-        return progress_json(session, run_id, utc_now())
+        return sends.resume_send(session, run_id, utc_now()).as_json()
 
     return ok(await run_db(request, work))
 
@@ -215,8 +199,8 @@ async def resume_send(request: Request) -> Response:
 async def send_report(request: Request) -> Response:
     run_id = path_id(request, "run_id")
 
-    rows = await run_db(request, lambda s: report_rows(s, run_id))
-    return StreamingResponse(csv_lines(rows), media_type="text/csv; charset=utf-8")
+    rows = await run_db(request, lambda s: sends.send_report(s, run_id))
+    return StreamingResponse(sends.report_csv(rows), media_type="text/csv; charset=utf-8")
 
 
 # --- schedule --------------------------------------------------------------------------------
@@ -302,7 +286,7 @@ async def list_subscribers(request: Request) -> Response:
     params = request.state.params
 
     def work(session: Session) -> dict[str, Any]:
-        rows, total = search_subscribers(
+        page = subscriber_service.search_subscribers(
             session,
             query=params.get("q", ""),
             status=params.get("status", ""),
@@ -310,7 +294,7 @@ async def list_subscribers(request: Request) -> Response:
             limit=params.get("limit", 100),
         )
         return {
-            "total": total,
+            "total": page.total,
             "counts": count_by_status(session),
             "subscribers": [
                 {
@@ -320,7 +304,7 @@ async def list_subscribers(request: Request) -> Response:
                     "created_at": r.created_at.isoformat(),
                     "source": r.source,
                 }
-                for r in rows
+                for r in page.rows
             ],
         }
 
@@ -333,7 +317,7 @@ async def add_subscriber(request: Request) -> Response:
     context = consent_context(request, f"api:{request.state.editor_email}")
     mail = await run_db(
         request,
-        lambda session: optin.request_subscription(
+        lambda session: subscriber_service.request_subscription(
             session,
             config,
             email=body["email"],
@@ -343,26 +327,33 @@ async def add_subscriber(request: Request) -> Response:
         ),
     )
     if mail is not None:
-        await mailer(request).send_confirmation(mail)
+        await subscriber_service.send_confirmation(mailer(request), mail)
     return ok({"confirmation_sent": mail is not None}, 202)
 
 
 async def import_subscribers(request: Request) -> Response:
     body = request.state.body
-    options = {
-        "fmt": body.get("format", "auto"),
-        "confirmed": bool(body.get("confirmed", False)),
-        "source": body.get("source", ""),
-        "dry_run": bool(body.get("dry_run", False)),
-    }
-    text = body["text"]
-    if "\0" in text:
-        raise InvalidInputError("not a text file; nothing imported", where="text")
-    count, lines = await run_in_threadpool(run_import, request, text, "text", options)
-    return ok({"rows": count, "dry_run": options["dry_run"], "report": lines})
+    options = ImportOptions(
+        fmt=body.get("format", "auto"),
+        confirmed=bool(body.get("confirmed", False)),
+        source=body.get("source", ""),
+        dry_run=bool(body.get("dry_run", False)),
+    )
+    result = await run_in_threadpool(
+        subscriber_service.import_subscribers,
+        request.app.state.engine,
+        request.app.state.config,
+        body["text"],
+        "text",
+        options,
+        utc_now(),
+    )
+    return ok({"rows": result.rows, "dry_run": result.dry_run, "report": result.report})
 
 
 async def export_subscribers(request: Request) -> Response:
     status = request.state.params.get("status")
-    data = await run_db(request, lambda session: export_text(session, "csv", status))
+    data = await run_db(
+        request, lambda session: subscriber_service.export_subscribers(session, "csv", status)
+    )
     return Response(data, media_type="text/csv; charset=utf-8", headers=JSON_HEADERS)

@@ -87,22 +87,28 @@ def validate(schema: Schema, value: Any, where: str = "body") -> None:
     types = schema.get("type")
     allowed = types if isinstance(types, list) else [types] if types else []
     if allowed and not any(_is_type(value, name) for name in allowed):
-        raise InvalidInputError(f"must be of type {' or '.join(allowed)}", where)
+        raise InvalidInputError("must be of type %(types)s", where, types=" or ".join(allowed))
     if value is None:
         return
     if "enum" in schema and value not in schema["enum"]:
-        raise InvalidInputError(f"must be one of {', '.join(map(str, schema['enum']))}", where)
+        raise InvalidInputError(
+            "must be one of %(choices)s", where, choices=", ".join(map(str, schema["enum"]))
+        )
     if isinstance(value, str):
         if len(value) < schema.get("minLength", 0):
             raise InvalidInputError("is too short", where)
         if len(value) > schema.get("maxLength", len(value)):
-            raise InvalidInputError(f"must be at most {schema['maxLength']} characters", where)
+            raise InvalidInputError(
+                "must be at most %(limit)s characters", where, limit=schema["maxLength"]
+            )
     elif isinstance(value, int) and not isinstance(value, bool):
         if value < schema.get("minimum", value) or value > schema.get("maximum", value):
             raise InvalidInputError("is out of range", where)
     elif isinstance(value, list):
         if len(value) > schema.get("maxItems", len(value)):
-            raise InvalidInputError(f"must have at most {schema['maxItems']} items", where)
+            raise InvalidInputError(
+                "must have at most %(limit)s items", where, limit=schema["maxItems"]
+            )
         for index, item in enumerate(value):
             validate(schema.get("items", {}), item, f"{where}[{index}]")
     elif isinstance(value, dict):

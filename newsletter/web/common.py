@@ -1,0 +1,122 @@
+"""What every web module shares: the sync/async seam to the database, the HTTP status and
+the reader's text for a product error, and the request's consent context and mailer.
+
+Page modules (public, admin, api) import from here and from ``newsletter.services``, never
+from each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from newsletter.config import Config
+from newsletter.db import transaction
+from newsletter.errors import (
+    ConflictError,
+    DeliveryError,
+    InvalidInputError,
+    NewsletterError,
+    NotFoundError,
+    TokenError,
+)
+from newsletter.i18n import gettext
+from newsletter.sending import TransactionalMailer
+from newsletter.web.security import client_ip
+from subscribers.optin import Mailer
+from subscribers.store import ConsentContext
+
+T = TypeVar("T")
+
+# How a web page names the field an error is about (``NewsletterError.where``). These are
+# msgids, translated in the page's language; a field not listed here is left out of the
+# message rather than shown as an internal name (or a CLI flag).
+FIELD_LABELS = {
+    "url": "Link",
+    "title": "Title",
+    "source": "Source",
+    "excerpt": "Excerpt",
+    "tag": "Tags",
+    "tags": "Tags",
+    "intro": "Intro",
+    "subject": "Subject",
+    "position": "Position",
+    "until": "Until",
+    "reason": "Reason",
+    "send_at": "New date and time",
+    "email": "Email",
+    "name": "Name",
+    "password": "Password",
+    "file": "File",
+    "format": "Format",
+    "status": "Status",
+}
+
+
+def _in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
+    with transaction(engine) as session:
+        return work(session)
+
+
+async def run_db(request: Request, work: Callable[[Session], T]) -> T:
+    """Run ``work(session)`` in one transaction, in a worker thread (the sync/async seam)."""
+    return await run_in_threadpool(_in_transaction, request.app.state.engine, work)
+
+
+def error_status(exc: NewsletterError) -> int:
+    """The HTTP status for an error of the core."""
+    if isinstance(exc, InvalidInputError):
+        return 422
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, TokenError):
+        return 400
+    if isinstance(exc, DeliveryError):
+        return 502  # the relay refused or was unreachable
+    return 500
+
+
+def language_of(config: Config) -> str:
+    """The language the list's pages and emails speak."""
+    return str(config.get("list", "language"))
+
+
+def error_text(config: Config, exc: NewsletterError) -> str:
+    """``exc`` as a web page shows it: in the list's language, its field named by a
+    translated label (or left out), never by a CLI flag."""
+    _ = gettext(language_of(config))
+
+    def label(where: str) -> str:
+        known = FIELD_LABELS.get(where)
+        return _(known) if known else ""
+
+    return exc.render(_, label)
+
+
+def consent_context(request: Request, source: str) -> ConsentContext:
+    """Where a subscription request came from, for the consent log."""
+    return ConsentContext(
+        source=source,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent", ""),
+        consent_text_version=str(
+            request.app.state.config.get("subscribers", "consent_text_version")
+        ),
+    )
+
+
+def mailer(request: Request) -> Mailer:
+    """The app's mailer for opt-in emails (tests may put their own on ``app.state.mailer``)."""
+    state = request.app.state
+    found: Mailer | None = getattr(state, "mailer", None)
+    if found is None:
+        found = TransactionalMailer(state.config)
+        state.mailer = found
+    return found
