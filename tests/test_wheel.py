@@ -64,6 +64,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "newsletter/templates/email/digest.html" in names
     assert "newsletter/web/static/admin/admin.css" in names
     assert "newsletter/migrations/script.py.mako" in names
+    assert "newsletter/locale/fr/LC_MESSAGES/messages.po" in names
     environment = base / "venv"
     venv.create(environment, with_pip=False)
     python = environment / "bin" / "python"
@@ -110,11 +111,12 @@ def serving(installed: Path, site: Path) -> Iterator[str]:
 
 
 def test_installed_package_finds_its_files_inside_the_environment(installed: Path) -> None:
-    """The installed package reads templates, static files and migrations from itself, not
-    from the checkout it was built in."""
+    """The installed package reads templates, static files, migrations and catalogues from
+    itself, not from the checkout it was built in."""
     script = (
         "from newsletter import resources as r;"
-        "print(r.EMAIL_TEMPLATES_DIR, r.WEB_TEMPLATES_DIR, r.STATIC_DIR, r.MIGRATIONS_DIR)"
+        "print(r.EMAIL_TEMPLATES_DIR, r.WEB_TEMPLATES_DIR, r.STATIC_DIR, r.MIGRATIONS_DIR,"
+        " r.LOCALE_DIR)"
     )
     output = run([str(installed / "python"), "-c", script], installed, clean_env())
     environment = installed.parent.resolve()
@@ -125,13 +127,14 @@ def test_installed_package_finds_its_files_inside_the_environment(installed: Pat
 
 def test_installed_issue_preview_renders_the_example_issue(installed: Path, site: Path) -> None:
     """`newsletter issue preview` renders issue #1 from the examples `init` queued, in HTML
-    and in text."""
+    and in French text (the catalogue ships in the wheel)."""
     preview = [str(installed / "newsletter"), "issue", "preview"]
     html = run([*preview, "--format", "html"], site, clean_env())
     text = run([*preview, "--format", "text"], site, clean_env())
     assert html.lstrip().startswith("<!DOCTYPE html>")
     assert "#1" in html
     assert "#1" in text
+    assert "Voir dans le navigateur" in text
     for link in EXAMPLE_LINKS:
         assert link["url"] in text
         assert link["title"] in text
