@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+import newsletter.inbound.models
 import newsletter.models
 import subscribers.models
 from newsletter.db import Base
 
 # Imported for their side effect: each adds its tables to ``Base.metadata``.
-MODEL_MODULES = (newsletter.models, subscribers.models)
+MODEL_MODULES = (newsletter.models, newsletter.inbound.models, subscribers.models)
 
 metadata: MetaData = Base.metadata
