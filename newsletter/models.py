@@ -188,6 +188,25 @@ class Delivery(Base):
     last_error: Mapped[str] = mapped_column(String(500), default="")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The owner of the current (or last) claim: every outcome is written only where the
+    # token still matches, so a sender whose claim was taken back changes nothing.
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    claim_host: Mapped[str] = mapped_column(String(255), default="")
+    claim_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ClaimRecovery(Base):
+    """Deliveries of a run taken back from a sender that stopped (its process gone, or its
+    lease run out), shown by ``send status`` and the dashboard."""
+
+    __tablename__ = "claim_recovery"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("send_run.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    count: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # --- editors ---------------------------------------------------------------------------------

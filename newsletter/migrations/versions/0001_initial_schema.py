@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 08:32:03.974846
+Create Date: 2026-11-30 09:20:26.450808
 """
 
 from __future__ import annotations
@@ -204,6 +204,25 @@ def upgrade() -> None:
         sa.UniqueConstraint("slot_at", name=op.f("uq_slot_slot_at")),
     )
     op.create_table(
+        "claim_recovery",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("host", sa.String(length=255), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=True),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("taken_at", newsletter.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["send_run.id"],
+            name=op.f("fk_claim_recovery_run_id_send_run"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_claim_recovery")),
+    )
+    with op.batch_alter_table("claim_recovery", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_claim_recovery_run_id"), ["run_id"], unique=False)
+
+    op.create_table(
         "delivery",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=False),
@@ -216,6 +235,9 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(length=500), nullable=False),
         sa.Column("sent_at", newsletter.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", newsletter.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claim_token", sa.String(length=32), nullable=True),
+        sa.Column("claim_host", sa.String(length=255), nullable=False),
+        sa.Column("claim_pid", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["run_id"],
             ["send_run.id"],
@@ -292,6 +314,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_delivery_run_status")
 
     op.drop_table("delivery")
+    with op.batch_alter_table("claim_recovery", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_claim_recovery_run_id"))
+
+    op.drop_table("claim_recovery")
     op.drop_table("slot")
     op.drop_table("send_run")
     with op.batch_alter_table("link", schema=None) as batch_op:
