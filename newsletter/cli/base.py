@@ -9,11 +9,13 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import click
+from babel.core import default_locale
 from sqlalchemy import Engine
 
 from newsletter.config import Config, config_path_from, load_config
 from newsletter.db import current_revision, make_engine
 from newsletter.errors import NewsletterError, NotInitialisedError
+from newsletter.i18n import LANGUAGES, gettext
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +37,21 @@ CLI_FLAGS = {
     "name": "--name",
     "password": "password",
 }
+
+
+def cli_language() -> str:
+    """The language the command line speaks: the user's locale (``LANGUAGE``, ``LC_ALL``,
+    ``LC_MESSAGES``, ``LANG``), as for any gettext program; English for a language the product
+    does not speak. (The list's language is for subscribers and its pages.)"""
+    found = default_locale("LC_MESSAGES") or "en"
+    language = found.split("_")[0]
+    return language if language in LANGUAGES else "en"
+
+
+def _(msgid: str, /, **values: Any) -> str:
+    """``msgid`` in the command line's language, filled with ``values`` (``%(name)s``)."""
+    text = gettext(cli_language())(msgid)
+    return text % values if values else text
 
 
 def cli_label(where: str) -> str:
@@ -75,7 +92,8 @@ class NewsletterGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
-            click.echo(f"Error: {exc.render(label=cli_label)}", err=True)
+            message = exc.render(gettext(cli_language()), cli_label)
+            click.echo(_("Error: %(message)s", message=message), err=True)
             sys.exit(exc.exit_code)
 
 

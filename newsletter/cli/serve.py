@@ -17,7 +17,7 @@ import click
 import uvicorn
 from sqlalchemy import Engine
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, _, main, pass_app
 from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.sending.catcher import catcher_service
@@ -119,8 +119,12 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
     # APScheduler logs every run of the minute job at INFO; editors need only its problems.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if config.catcher_enabled:
+        outbox = f"http://{host}:{port}/outbox"
         click.echo(
-            f"No SMTP relay configured: catching mail on 127.0.0.1:"
-            f"{config.get('smtp', 'catcher_port')}, shown at http://{host}:{port}/outbox"
+            _(
+                "No SMTP relay configured: catching mail on 127.0.0.1:%(port)s, shown at %(url)s",
+                port=config.get("smtp", "catcher_port"),
+                url=outbox,
+            )
         )
     asyncio.run(run_server(config, engine, host, port))
