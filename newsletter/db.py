@@ -126,5 +126,6 @@ def current_revision(engine: Engine) -> str | None:
 
 def import_all_models() -> None:
     """Import every module that defines tables, so ``Base.metadata`` is complete."""
+    import newsletter.inbound.models
     import newsletter.models  # noqa: F401
     import subscribers.models  # noqa: F401

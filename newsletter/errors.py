@@ -123,3 +123,7 @@ class TokenError(NewsletterError):
 
 class DeliveryError(NewsletterError):
     """Sending mail failed in a way the caller must hear about."""
+
+
+class MailboxError(NewsletterError):
+    """The IMAP bounce mailbox could not be reached or read."""

@@ -13,13 +13,14 @@ import click
 from sqlalchemy import Engine
 
 from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.inbound import deliverability_lines
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import DeliveryError
 from newsletter.models import RunStatus
 from newsletter.sending import RunProgress, SenderStats, run_sender
-from newsletter.services import sends
+from newsletter.services import inbound, sends
 
 PROGRESS_EVERY = 0.5  # seconds between progress refreshes
 PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
@@ -93,7 +94,10 @@ def send_status(app: AppContext, run_id: int | None) -> None:
     """Counts by state, sending rate, estimated time left and the last errors of a send."""
     with transaction(app.engine()) as session:
         progress = sends.send_progress(session, sends.resolve_run_id(session, run_id), utc_now())
+        figures = inbound.deliverability(session, progress.run_id)  # the return path
     for line in describe(progress):
+        click.echo(line)
+    for line in deliverability_lines(figures):
         click.echo(line)
 
 
@@ -106,6 +110,7 @@ def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> No
     """Who got issue NUMBER and who did not: one line per recipient."""
     with transaction(app.engine()) as session:
         rows = sends.issue_send_report(session, number, status)
+        figures = inbound.issue_deliverability(session, number)  # the return path
     if fmt == "csv":
         for chunk in sends.report_csv(rows):
             click.echo(chunk, nl=False)
@@ -115,6 +120,8 @@ def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> No
         error = f"  {row.last_error}" if row.last_error else ""
         click.echo(f"{row.email:40} {row.status:8} {row.attempts:>2} {sent}{error}")
     click.echo(f"{len(rows)} deliveries.")
+    for line in deliverability_lines(figures):
+        click.echo(line)
 
 
 @main.command("worker")

@@ -43,6 +43,14 @@ async def _schedule(config: Config, engine: Engine) -> AsyncIterator[Any]:
         yield scheduler
 
 
+@contextlib.asynccontextmanager
+async def _inbound(config: Config, engine: Engine) -> AsyncIterator[Any]:
+    from newsletter.services.inbound_intake import inbound_service
+
+    async with inbound_service(config, engine) as intake:
+        yield intake
+
+
 # ---------------------------------------------------------------------------------------------
 # SERVICES: the long-running services `serve` runs beside the web app, started in this order
 # and stopped in reverse. Other modules: append `("name", factory)` here.
@@ -51,6 +59,7 @@ SERVICES: list[tuple[str, ServiceFactory]] = [
     ("catcher", catcher_service),  # embedded SMTP catcher, only when [smtp] host is empty
     ("sender", _delivery),  # delivery worker: sends every running send run
     ("scheduler", _schedule),  # the weekly schedule (APScheduler is only the clock)
+    ("inbound", _inbound),  # the return path: LMTP intake and IMAP poll, when configured
 ]
 
 

@@ -16,7 +16,7 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
 from newsletter.models import RunStatus
-from newsletter.services import sends
+from newsletter.services import inbound, sends
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import (
     error_flash,
@@ -78,9 +78,11 @@ async def send_page(request: Request) -> Response:
         progress = await run_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
     except NewsletterError as exc:
         return render_page(request, "error.html", error_flash(request, exc), 404)
+    figures = await run_db(request, lambda s: inbound.deliverability(s, run_id).as_dict())
     context = {
         "p": progress,
         "d": progress.as_json(),
+        "dv": figures,  # deliverability figures (the return path)
         "refresh": REFRESH_SECONDS if progress.status == RunStatus.RUNNING else None,
         "flash": {"paused": "Send paused.", "resumed": "Send resumed."}.get(
             request.query_params.get("done", ""), ""
