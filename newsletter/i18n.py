@@ -73,10 +73,18 @@ def translations(language: str) -> Translations:
 
 def read_translations(path: str, language: str) -> Translations:
     """The translations in the ``.po`` file at ``path``, compiled in memory. Fuzzy entries are
-    left out, as ``msgfmt`` would; the plural rule is the file's ``Plural-Forms``. Raises
-    ``FileNotFoundError`` when there is no such file."""
+    left out, as ``msgfmt`` would; the plural rule is the file's ``Plural-Forms``.
+    Translations get the language's ``typography`` (French narrow no-break spaces), so the
+    catalogue itself can be typed with plain spaces. Raises ``FileNotFoundError`` when there
+    is no such file."""
     with open(path, "rb") as po:
         catalogue = read_po(po, locale=_LOCALES.get(language, language), domain=DOMAIN)
+    for message in catalogue:
+        # The catalogue is written with plain spaces; the pages get the language's spacing.
+        if isinstance(message.string, str):
+            message.string = typography(message.string, language)
+        elif message.string:
+            message.string = tuple(typography(form, language) for form in message.string)
     compiled = BytesIO()
     write_mo(compiled, catalogue, use_fuzzy=False)
     compiled.seek(0)

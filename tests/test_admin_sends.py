@@ -66,7 +66,7 @@ async def test_send_now_reaches_every_active_subscriber(
     progress = admin.client.get(f"/admin/sends/{run_id}/progress.json").json()
     assert progress["status"] == "done" and progress["sent"] == 3 and progress["pending"] == 0
     page = admin.client.get(f"/admin/sends/{run_id}")
-    assert 'http-equiv="refresh"' not in page.text and '<td id="count-sent">3</td>' in page.text
+    assert 'http-equiv="refresh"' not in page.text and '<dd id="count-sent">3</dd>' in page.text
     report = admin.client.get(f"/admin/sends/{run_id}/report.csv")
     assert report.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(report.text)))
@@ -130,6 +130,6 @@ async def test_bounces_show_as_failed_with_the_latest_errors(
     assert progress["sent"] == 1 and progress["failed"] == 1
     assert progress["last_errors"][0]["email"] == "bea@example.org"
     page = admin.client.get(f"/admin/sends/{run_id}")
-    assert "no such user" in page.text and '<td id="count-failed">1</td>' in page.text
+    assert "no such user" in page.text and '<dd id="count-failed">1</dd>' in page.text
     report = admin.client.get(f"/admin/sends/{run_id}/report.csv").text
     assert "bea@example.org,bounced" in report and "ana@example.org,sent" in report

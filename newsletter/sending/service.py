@@ -135,6 +135,9 @@ def run_progress(session: Session, run_id: int, now: datetime) -> RunProgress:
     span = max((now - first).total_seconds(), 1.0) if first is not None else 1.0
     rate = int(recent or 0) / span
     open_count = sum(counts.get(status, 0) for status in OPEN_STATUSES)
+    if open_count == 0:
+        # A finished send keeps the rate it ran at: its whole span, not one that grows with now.
+        rate = _finished_rate(session, run_id)
     eta = timedelta(seconds=open_count / rate) if rate and open_count else None
     return RunProgress(
         run_id=run.id,
@@ -148,6 +151,18 @@ def run_progress(session: Session, run_id: int, now: datetime) -> RunProgress:
         eta=eta,
         last_errors=_last_errors(session, run),
     )
+
+
+def _finished_rate(session: Session, run_id: int) -> float:
+    """Messages per second from the run's first to its last sent message (0 when none)."""
+    sent, first, last = session.execute(
+        select(func.count(), func.min(Delivery.sent_at), func.max(Delivery.sent_at)).where(
+            Delivery.run_id == run_id, Delivery.status == DeliveryStatus.SENT
+        )
+    ).one()
+    if not sent or first is None or last is None:
+        return 0.0
+    return int(sent) / max((last - first).total_seconds(), 1.0)
 
 
 def _last_errors(session: Session, run: SendRun, limit: int = 5) -> tuple[tuple[str, str], ...]:

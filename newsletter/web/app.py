@@ -28,6 +28,8 @@ from newsletter.web.security import (
 )
 
 PUBLIC_STATIC = STATIC_DIR / "public"
+# Third-party files kept as published (Simple.css), each with its licence beside it.
+VENDOR_STATIC = STATIC_DIR / "vendor"
 
 
 async def healthz(request: Request) -> Response:
@@ -55,6 +57,7 @@ def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
         *editor_api.routes,
         *public_archive.routes,
         *public.routes,
+        Mount("/static/vendor", app=StaticFiles(directory=str(VENDOR_STATIC)), name="vendor"),
         Mount("/static", app=StaticFiles(directory=str(PUBLIC_STATIC)), name="static"),
     ]
     middleware = [

@@ -53,22 +53,33 @@ def _issue_context(session: Session, config: Config) -> dict[str, Any]:
 
 
 async def _page(
-    request: Request, *, error: NewsletterError | None = None, form: Any = None
+    request: Request,
+    *,
+    error: NewsletterError | None = None,
+    form: Any = None,
+    form_name: str = "add",
 ) -> Response:
+    """The issue page; after an error, ``form`` (what the editor typed) refills the form named
+    ``form_name`` (``add``, ``draft`` or ``link-ID``)."""
     config: Config = request.app.state.config
     context = await run_db(request, lambda s: _issue_context(s, config))
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
+    context["form_name"] = form_name
     return render_page(request, "issue.html", context, status_code=page_status(error))
 
 
 async def _act(
-    request: Request, done: str, work: Callable[[Session], object], form: Any = None
+    request: Request,
+    done: str,
+    work: Callable[[Session], object],
+    form: Any = None,
+    form_name: str = "add",
 ) -> Response:
     """Run ``work``, then back to the issue page with the ``done`` message or the error (and,
-    with ``form``, the fields the editor typed)."""
+    with ``form``, the fields the editor typed in the form ``form_name``)."""
 
     async def on_error(exc: NewsletterError) -> Response:
-        return await _page(request, error=exc, form=form)
+        return await _page(request, error=exc, form=form, form_name=form_name)
 
     return await run_action(request, work, f"/admin/issue?done={done}", on_error)
 
@@ -103,7 +114,11 @@ async def edit_link(request: Request) -> Response:
     form = await request.form()
     link_id = int(request.path_params["link_id"])
     return await _act(
-        request, "saved", lambda s: content.update_link(s, link_id, **_link_fields(form))
+        request,
+        "saved",
+        lambda s: content.update_link(s, link_id, **_link_fields(form)),
+        form,
+        f"link-{link_id}",
     )
 
 
@@ -114,8 +129,10 @@ async def move_link(request: Request) -> Response:
     try:
         position = int_field(form, "position")
     except NewsletterError as exc:
-        return await _page(request, error=exc)
-    return await _act(request, "moved", lambda s: content.move_link(s, link_id, position))
+        return await _page(request, error=exc, form=form, form_name=f"link-{link_id}")
+    return await _act(
+        request, "moved", lambda s: content.move_link(s, link_id, position), form, f"link-{link_id}"
+    )
 
 
 @editor_required
@@ -133,7 +150,7 @@ async def save_draft(request: Request) -> Response:
         content.set_intro(session, field(form, "intro"), now)
         content.set_subject(session, field(form, "subject"), now)
 
-    return await _act(request, "draft", work)
+    return await _act(request, "draft", work, form, "draft")
 
 
 @editor_required

@@ -20,8 +20,12 @@ from newsletter.web.admin.auth import (
 from newsletter.web.admin.templating import render_page
 
 
-def _login_form(request: Request, error: str = "", status_code: int = 200) -> Response:
-    return render_page(request, "login.html", {"error": error}, status_code=status_code)
+def _login_form(
+    request: Request, error: str = "", status_code: int = 200, email: str = ""
+) -> Response:
+    """The sign-in form; after a refusal it shows ``error`` and keeps the ``email`` typed."""
+    context = {"error": error, "email": email}
+    return render_page(request, "login.html", context, status_code=status_code)
 
 
 async def login_page(request: Request) -> Response:
@@ -38,11 +42,11 @@ async def login_submit(request: Request) -> Response:
     limiter = login_limiter(request)
     keys = login_keys(request, email)
     if limiter.blocked(*keys):
-        return _login_form(request, "Too many attempts; try again in a few minutes.", 429)
+        return _login_form(request, "Too many attempts; try again in a few minutes.", 429, email)
     editor = await run_in_threadpool(sign_in, request, email, password)
     if editor is None:
         limiter.record_failure(*keys)
-        return _login_form(request, "Wrong email or password.", 401)
+        return _login_form(request, "Wrong email or password.", 401, email)
     limiter.reset(keys[1])
     response = RedirectResponse("/admin/", status_code=303)
     set_session_cookie(response, request.app.state.config, editor)
