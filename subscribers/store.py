@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from newsletter.errors import InvalidInputError, NotFoundError
@@ -206,32 +206,38 @@ def deactivate_by_id(
     """``deactivate`` for the subscriber with this id, in two statements (an UPDATE that
     says whether anything changed, and the consent log's INSERT): the one-click path, with
     nothing loaded. False when they were unsubscribed already or do not exist (erased)."""
-    people = cast(Table, Subscriber.__table__)
     changed = session.execute(
-        update(people)
-        .where(
-            people.c.id == subscriber_id,
-            people.c.status != SubscriberStatus.UNSUBSCRIBED.value,
-        )
-        .values(status=SubscriberStatus.UNSUBSCRIBED.value, unsubscribed_at=now)
-        .returning(people.c.email_key)
+        _UNSUBSCRIBE_BY_ID,
+        {"subscriber_id": subscriber_id, "left": SubscriberStatus.UNSUBSCRIBED.value, "at": now},
     ).first()
     if changed is None:
         return False
     session.execute(
-        insert(cast(Table, ConsentEvent.__table__)).values(
-            subscriber_id=subscriber_id,
-            address_hash=_keyed_hash(secret, str(changed[0])),
-            kind=ConsentKind.UNSUBSCRIBED.value,
-            at=now,
-            ip=context.ip[:64],
-            user_agent=context.user_agent[:400],
-            source=context.source[:200],
-            consent_text_version=context.consent_text_version[:40],
-            detail=context.detail,
-        )
+        _CONSENT_LOG,
+        {
+            "subscriber_id": subscriber_id,
+            "address_hash": _keyed_hash(secret, str(changed[0])),
+            "kind": ConsentKind.UNSUBSCRIBED.value,
+            "at": now,
+            "ip": context.ip[:64],
+            "user_agent": context.user_agent[:400],
+            "source": context.source[:200],
+            "consent_text_version": context.consent_text_version[:40],
+            "detail": context.detail,
+        },
     )
     return True
+
+
+# Built once: building a statement costs more than running it on SQLite.
+_PEOPLE = cast(Table, Subscriber.__table__)
+_UNSUBSCRIBE_BY_ID = (
+    update(_PEOPLE)
+    .where(_PEOPLE.c.id == bindparam("subscriber_id"), _PEOPLE.c.status != bindparam("left"))
+    .values(status=bindparam("left"), unsubscribed_at=bindparam("at"))
+    .returning(_PEOPLE.c.email_key)
+)
+_CONSENT_LOG = insert(cast(Table, ConsentEvent.__table__))
 
 
 def list_subscribers(session: Session, status: str | None = None) -> Sequence[Subscriber]:
