@@ -7,7 +7,7 @@ A row goes ``pending`` -> ``sending`` (claimed) -> ``sent`` | ``retry`` | ``fail
 ``bounced`` | ``skipped``. Every function here is synchronous and takes a ``Session``; the async
 sender calls them through a thread (design decision 8). A sender that dies leaves its rows
 ``sending``: a claim on the same host whose process is gone is taken back by the next claim at
-once, any other when its lease (about 30 s, renewed by a live sender) has run out. Outcomes are
+once, any other when its lease (20 s, renewed by a live sender) has run out. Outcomes are
 written only where the claim token still matches, so an owner that lost its claim (paused
 process, slow relay) changes nothing.
 """
