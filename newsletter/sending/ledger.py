@@ -192,6 +192,15 @@ class SubscriptionCheck:
             rows = await asyncio.to_thread(self._through_sqlalchemy, params)
         return {int(row[0]) for row in rows}
 
+    def at_once(self, subscriber_ids: Sequence[int]) -> set[int] | None:
+        """The answer without waiting where the backend allows it (SQLite, once its connection
+        is open), else None."""
+        if self._sqlite is None:
+            return None
+        params = (SubscriberStatus.ACTIVE.value, *subscriber_ids)
+        rows = self._sqlite.execute(_active_query("?", len(subscriber_ids)), params)
+        return {int(row[0]) for row in rows}
+
     def _open_sqlite(self) -> Any:
         # A connection of its own, in autocommit mode: each SELECT is its own read.
         database = self.engine.url.database or ""

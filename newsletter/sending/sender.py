@@ -184,7 +184,7 @@ class Sender:
             self._record, interval=options.commit_interval, limit=options.commit_limit
         )
         self.check = SubscriptionCheck(engine)
-        self.gate = SubscriptionGate(self.check)
+        self.gate = SubscriptionGate(self.check, self.check.at_once)
         self.stats = SenderStats()
 
     # --- database side (always in a thread) ---------------------------------------------
