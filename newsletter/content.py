@@ -25,6 +25,7 @@ from newsletter.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from newsletter import inputs
 from newsletter.i18n import format_date
 from newsletter.models import Issue, IssueDraft, IssueStatus, Link
 
@@ -71,7 +72,7 @@ def check_url(url: str, field: str = "url") -> str:
         raise InvalidInputError(
             "must be a single URL without spaces, at most 2000 characters", field
         )
-    return url
+    return inputs.check_text(url, field)
 
 
 def check_text(value: str, field: str, *, limit: int, required: bool = False) -> str:
@@ -83,7 +84,7 @@ def check_text(value: str, field: str, *, limit: int, required: bool = False) ->
         raise HeaderInjectionError("must be a single line", field)
     if len(value) > limit:
         raise InvalidInputError("must be at most %(limit)s characters", field, limit=limit)
-    return value
+    return inputs.check_text(value, field)
 
 
 def check_tags(tags: Iterable[str]) -> str:
@@ -104,7 +105,7 @@ def _check_excerpt(excerpt: str) -> str:
         raise InvalidInputError(
             "must be at most %(limit)s characters", "excerpt", limit=MAX_EXCERPT
         )
-    return excerpt
+    return inputs.check_text(excerpt, "excerpt", multiline=True)
 
 
 # --- the queue -------------------------------------------------------------------------------
@@ -226,6 +227,7 @@ def set_intro(session: Session, text: str, now: datetime) -> IssueDraft:
     text = text.replace("\r\n", "\n").strip()
     if len(text) > MAX_EXCERPT:
         raise InvalidInputError("must be at most %(limit)s characters", "intro", limit=MAX_EXCERPT)
+    inputs.check_text(text, "intro", multiline=True)
     draft = _saved_draft(session, now)
     draft.intro, draft.updated_at = text, now
     session.flush()

@@ -12,7 +12,7 @@ from datetime import timedelta
 import click
 from sqlalchemy import Engine
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
@@ -60,7 +60,7 @@ def send_test(app: AppContext, email: str) -> None:
 
 
 @send.command("pause")
-@click.option("--run", "run_id", type=int, default=None, help="Run id (default: the latest).")
+@click.option("--run", "run_id", type=WholeNumber("run"), default=None, help="Run id (default: the latest).")
 @click.option("--reason", default="paused by an editor", help="Why (shown in `send status`).")
 @pass_app
 def send_pause(app: AppContext, run_id: int | None, reason: str) -> None:
@@ -73,7 +73,7 @@ def send_pause(app: AppContext, run_id: int | None, reason: str) -> None:
 
 
 @send.command("resume")
-@click.option("--run", "run_id", type=int, default=None, help="Run id (default: the latest).")
+@click.option("--run", "run_id", type=WholeNumber("run"), default=None, help="Run id (default: the latest).")
 @click.option("--detach", is_flag=True, help="Leave the sending to `serve`/`worker`.")
 @pass_app
 def send_resume(app: AppContext, run_id: int | None, detach: bool) -> None:
@@ -87,7 +87,7 @@ def send_resume(app: AppContext, run_id: int | None, detach: bool) -> None:
 
 
 @send.command("status")
-@click.option("--run", "run_id", type=int, default=None, help="Run id (default: the latest).")
+@click.option("--run", "run_id", type=WholeNumber("run"), default=None, help="Run id (default: the latest).")
 @pass_app
 def send_status(app: AppContext, run_id: int | None) -> None:
     """Counts by state, sending rate, estimated time left and the last errors of a send."""
@@ -98,7 +98,7 @@ def send_status(app: AppContext, run_id: int | None) -> None:
 
 
 @main.command("deliveries")
-@click.argument("number", type=int)
+@click.argument("number", type=WholeNumber("number"))
 @click.option("--status", "status", default=None, help="Only this state (e.g. failed, bounced).")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text")
 @pass_app

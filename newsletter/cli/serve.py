@@ -17,7 +17,7 @@ import click
 import uvicorn
 from sqlalchemy import Engine
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, main, pass_app
 from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.sending.catcher import catcher_service
@@ -107,7 +107,7 @@ async def run_server(
 
 @main.command()
 @click.option("--host", default=None, help="Listen address (default: [web] host).")
-@click.option("--port", default=None, type=int, help="Listen port (default: [web] port).")
+@click.option("--port", default=None, type=WholeNumber("port", high=65535), help="Listen port (default: [web] port).")
 @pass_app
 def serve(app: AppContext, host: str | None, port: int | None) -> None:
     """Run the web app, the mail catcher (when no relay is set), the sender and the schedule."""

@@ -18,6 +18,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.errors import InvalidInputError
+from newsletter.inputs import check_date
 from newsletter.models import SlotOutcome as SlotOutcome  # what a slot turned into
 from newsletter.settings import WEEKDAYS as WEEKDAYS  # the day names a schedule accepts
 
@@ -123,11 +124,12 @@ def parse_time(text: str) -> time:
 def parse_local_date(text: str, where: str = "date") -> date:
     """``YYYY-MM-DD``; raises ``InvalidInputError`` naming ``where``."""
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise InvalidInputError(
             "expected a date like 2026-09-06, got %(text)r", where, text=text
         ) from None
+    return check_date(day, where)
 
 
 def parse_local_datetime(text: str, zone: ZoneInfo, where: str = "datetime") -> datetime:
@@ -138,6 +140,7 @@ def parse_local_datetime(text: str, zone: ZoneInfo, where: str = "datetime") -> 
         raise InvalidInputError(
             "expected a local time like '2026-03-30 18:00', got %(text)r", where, text=text
         ) from None
+    check_date(naive.date(), where)
     return to_utc(naive.replace(tzinfo=zone))
 
 

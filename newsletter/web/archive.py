@@ -91,6 +91,6 @@ async def feed(request: Request) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/archive", archive, methods=["GET"]),
-    Route("/archive/{number:int}", archived_issue, methods=["GET"]),
+    Route("/archive/{number:id}", archived_issue, methods=["GET"]),
     Route("/feed.xml", feed, methods=["GET"]),
 ]
