@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from newsletter import inputs
 from newsletter.config import Config
 from newsletter.errors import (
     ConfigError,
@@ -25,7 +26,6 @@ from newsletter.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from newsletter import inputs
 from newsletter.i18n import format_date
 from newsletter.models import Issue, IssueDraft, IssueStatus, Link
 
@@ -199,6 +199,17 @@ def move_link(session: Session, link_id: int, position: int) -> list[Link]:
     return others
 
 
+def requeue_links(session: Session, links: Sequence[Link]) -> None:
+    """Put ``links`` (taken out of a withdrawn issue) back at the head of the queue, in their
+    order, before the links queued since."""
+    queued = queued_links(session)
+    for link in links:
+        link.issue_id = None
+    for number, item in enumerate([*links, *queued], start=1):
+        item.position = number
+    session.flush()
+
+
 def remove_link(session: Session, link_id: int) -> None:
     """Delete a queued link. Raises ``NotFoundError`` or ``ConflictError``."""
     session.delete(_queued_link(session, link_id))
@@ -222,12 +233,25 @@ def _saved_draft(session: Session, now: datetime) -> IssueDraft:
     return draft
 
 
-def set_intro(session: Session, text: str, now: datetime) -> IssueDraft:
-    """Set the next issue's intro (plain text; blank lines separate paragraphs)."""
+def check_intro(text: str) -> str:
+    """An intro stripped, with Windows line breaks made plain; raises ``InvalidInputError``
+    when it is too long or holds control characters."""
     text = text.replace("\r\n", "\n").strip()
     if len(text) > MAX_EXCERPT:
         raise InvalidInputError("must be at most %(limit)s characters", "intro", limit=MAX_EXCERPT)
-    inputs.check_text(text, "intro", multiline=True)
+    return inputs.check_text(text, "intro", multiline=True)
+
+
+def clear_draft(session: Session, now: datetime) -> None:
+    """Empty the draft (its intro and subject went into an issue)."""
+    draft = session.get(IssueDraft, DRAFT_ID)
+    if draft is not None:
+        draft.intro, draft.subject, draft.updated_at = "", "", now
+
+
+def set_intro(session: Session, text: str, now: datetime) -> IssueDraft:
+    """Set the next issue's intro (plain text; blank lines separate paragraphs)."""
+    text = check_intro(text)
     draft = _saved_draft(session, now)
     draft.intro, draft.updated_at = text, now
     session.flush()

@@ -13,16 +13,15 @@ from urllib.parse import quote
 
 import pytest
 from sqlalchemy import Engine
+from starlette.testclient import TestClient
 
 from newsletter.config import Config
 from newsletter.content import queue_link
 from newsletter.db import transaction
 from newsletter.sending.publish import publish_next_issue
+from newsletter.web.app import create_app
 from subscribers.models import SubscriberStatus
 from subscribers.store import create_subscriber
-from starlette.testclient import TestClient
-
-from newsletter.web.app import create_app
 from tests.admin_support import NOW, Admin, open_site, sign_in
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer
@@ -48,7 +47,7 @@ HOSTILE = [
     "tab\x0bvt",
     "c1\x85next",
     "line\r\nBcc: x@example.org",
-    "=HYPERLINK(\"http://x\")",
+    '=HYPERLINK("http://x")',
     "x" * 5000,
     "[" * 2000,
     "https://example.org/\x00",
@@ -189,7 +188,10 @@ def _public_forms(site: Site) -> Iterator[tuple[str, Any]]:
         for raw in RAW_FORM_VALUES:
             body = f"csrf_token={csrf}&email=bob%40example.org&{name}={raw}"
             headers = {"content-type": "application/x-www-form-urlencoded"}
-            yield f"POST /subscribe {name}={raw}", client.post("/subscribe", content=body, headers=headers)
+            yield (
+                f"POST /subscribe {name}={raw}",
+                client.post("/subscribe", content=body, headers=headers),
+            )
 
 
 def _api(site: Site) -> Iterator[tuple[str, Any]]:
@@ -203,16 +205,21 @@ def _api(site: Site) -> Iterator[tuple[str, Any]]:
     for operation, fields in API_BODIES.items():
         method, path = operation.split(" ")
         for text in HOSTILE_JSON:
-            yield f"{operation} {text[:20]}", client.request(method, path, content=text, headers=auth)
+            yield (
+                f"{operation} {text[:20]}",
+                client.request(method, path, content=text, headers=auth),
+            )
         for name in fields:
             for value in HOSTILE:
                 body = json.dumps({name: value})
-                yield f"{operation} {name}={value[:20]!r}", client.request(
-                    method, path, content=body, headers=auth
+                yield (
+                    f"{operation} {name}={value[:20]!r}",
+                    client.request(method, path, content=body, headers=auth),
                 )
-            body = '{"%s": "a\\ud800b"}' % name
-            yield f"{operation} {name}=surrogate", client.request(
-                method, path, content=body, headers=auth
+            body = '{"' + name + '": "a\\ud800b"}'
+            yield (
+                f"{operation} {name}=surrogate",
+                client.request(method, path, content=body, headers=auth),
             )
 
 

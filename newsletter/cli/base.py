@@ -41,7 +41,7 @@ CLI_FLAGS = {
 }
 
 
-class WholeNumber(click.ParamType):
+class WholeNumber(click.ParamType[int, Any]):
     """A whole number in ASCII digits between ``low`` and ``high`` (an id, a position, a
     port). Out of range or not a number is the product's ``InvalidInputError``, so the
     command prints one line and exits 2 like any other refused input."""

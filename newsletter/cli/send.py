@@ -24,6 +24,8 @@ from newsletter.services import sends
 PROGRESS_EVERY = 0.5  # seconds between progress refreshes
 PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
 
+RUN_ID = WholeNumber("run")
+
 
 @main.group()
 def send() -> None:
@@ -60,7 +62,7 @@ def send_test(app: AppContext, email: str) -> None:
 
 
 @send.command("pause")
-@click.option("--run", "run_id", type=WholeNumber("run"), default=None, help="Run id (default: the latest).")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="Run id (default: the latest).")
 @click.option("--reason", default="paused by an editor", help="Why (shown in `send status`).")
 @pass_app
 def send_pause(app: AppContext, run_id: int | None, reason: str) -> None:
@@ -73,7 +75,7 @@ def send_pause(app: AppContext, run_id: int | None, reason: str) -> None:
 
 
 @send.command("resume")
-@click.option("--run", "run_id", type=WholeNumber("run"), default=None, help="Run id (default: the latest).")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="Run id (default: the latest).")
 @click.option("--detach", is_flag=True, help="Leave the sending to `serve`/`worker`.")
 @pass_app
 def send_resume(app: AppContext, run_id: int | None, detach: bool) -> None:
@@ -87,7 +89,7 @@ def send_resume(app: AppContext, run_id: int | None, detach: bool) -> None:
 
 
 @send.command("status")
-@click.option("--run", "run_id", type=WholeNumber("run"), default=None, help="Run id (default: the latest).")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="Run id (default: the latest).")
 @pass_app
 def send_status(app: AppContext, run_id: int | None) -> None:
     """Counts by state, sending rate, estimated time left and the last errors of a send."""

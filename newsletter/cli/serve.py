@@ -107,7 +107,12 @@ async def run_server(
 
 @main.command()
 @click.option("--host", default=None, help="Listen address (default: [web] host).")
-@click.option("--port", default=None, type=WholeNumber("port", high=65535), help="Listen port (default: [web] port).")
+@click.option(
+    "--port",
+    default=None,
+    type=WholeNumber("port", high=65535),
+    help="Listen port (default: [web] port).",
+)
 @pass_app
 def serve(app: AppContext, host: str | None, port: int | None) -> None:
     """Run the web app, the mail catcher (when no relay is set), the sender and the schedule."""

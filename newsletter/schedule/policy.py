@@ -36,6 +36,7 @@ class Cause(StrEnum):
     EDITOR_DELAY = "editor-delay"
     NOTHING_NEW = "nothing-new"  # no link queued: never send an empty email
     TOO_LATE = "too-late"  # the service was down for longer than the grace period
+    NOBODY = "nobody"  # no active subscriber: never use up an issue on nobody
 
 
 @dataclass(frozen=True)
@@ -242,11 +243,13 @@ def decide(
     overrides: Sequence[Override],
     grace: timedelta,
     has_links: bool,
+    has_recipients: bool = True,
 ) -> Decision:
     """What happens at ``instant`` (a due regular slot or a delayed send), seen at ``now``.
 
     Precedence: a pause window, then the editor's skip or delay of that slot, then lateness
-    beyond ``grace`` (missed), then an empty queue (skipped, never an empty email), else send.
+    beyond ``grace`` (missed), then an empty queue (skipped, never an empty email), then no
+    active subscriber (skipped, the links kept for the next issue), else send.
     """
     pause = next((p for p in pauses if p.covers(instant, schedule.zone)), None)
     if pause is not None:
@@ -262,6 +265,8 @@ def decide(
         return Decision(instant, SlotOutcome.MISSED, Cause.TOO_LATE)
     if not has_links:
         return Decision(instant, SlotOutcome.SKIPPED, Cause.NOTHING_NEW)
+    if not has_recipients:
+        return Decision(instant, SlotOutcome.SKIPPED, Cause.NOBODY)
     return Decision(instant, SlotOutcome.SENT, Cause.PUBLISH)
 
 
