@@ -37,6 +37,7 @@ CLI_FLAGS = {
     "name": "--name",
     "password": "password",
     "port": "--port",
+    "yes": "--yes",
     "run": "--run",
 }
 

@@ -154,4 +154,52 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
         "Votre inscription est confirmée. Le prochain numéro arrive dimanche."
     ),
     "While you wait, here is the latest issue:": "En attendant, voici le dernier numéro :",
+    # newsletter/inputs.py, services/sends.py, schedule/dispatch.py: refused input, send guards,
+    # the way out of a send that cannot prepare its message
+    "must be a whole number from 1 to %(limit)s": "doit être un nombre entier de 1 à %(limit)s",
+    "must be a whole number from 0 to %(limit)s": "doit être un nombre entier de 0 à %(limit)s",
+    "must be a whole number from %(low)s to %(high)s": (
+        "doit être un nombre entier de %(low)s à %(high)s"
+    ),
+    "must be between %(earliest)s and %(latest)s": (
+        "doit être entre le %(earliest)s et le %(latest)s"
+    ),
+    "contains characters that are not valid text": (
+        "contient des caractères qui ne sont pas du texte valide"
+    ),
+    "must not contain control characters (found %(code)s)": (
+        "ne doit pas contenir de caractères de contrôle (trouvé %(code)s)"
+    ),
+    "must be at most %(limit)s bytes": "doit faire au plus %(limit)s octets",
+    "is not valid JSON": "n’est pas du JSON valide",
+    "is nested more than %(limit)s levels deep": "est imbriqué sur plus de %(limit)s niveaux",
+    "no active subscriber would receive this issue: nothing was sent, and the issue and its "
+    "links stay queued": (
+        "aucun abonné actif ne recevrait ce numéro : rien n’a été envoyé, le numéro et ses "
+        "liens restent en attente"
+    ),
+    "issue #%(number)s is already being sent (send %(run_id)s, started at %(started)s UTC): "
+    "follow it on its progress page": (
+        "le numéro %(number)s est déjà en cours d’envoi (envoi %(run_id)s, commencé à "
+        "%(started)s UTC) : suivez-le sur sa page de progression"
+    ),
+    "another send of this issue started at the same moment; see the list of sends": (
+        "un autre envoi de ce numéro a commencé au même instant ; voyez la liste des envois"
+    ),
+    "no active subscriber; the links stay queued": (
+        "aucun abonné actif ; les liens restent en attente"
+    ),
+    "send %(run_id)s is not the send of an issue": "l’envoi %(run_id)s n’est pas celui d’un numéro",
+    "send %(run_id)s must be paused first (it is %(status)s)": (
+        "l’envoi %(run_id)s doit d’abord être mis en pause (il est %(status)s)"
+    ),
+    "%(count)s recipients already got send %(run_id)s: it can only be resumed": (
+        "%(count)s destinataires ont déjà reçu l’envoi %(run_id)s : il ne peut qu’être repris"
+    ),
+    "send cancelled by an editor": "envoi annulé par un éditeur",
+    "cancelled by an editor": "annulé par un éditeur",
+    "not a terminal, so nobody can confirm: add --yes to send without asking": (
+        "pas de terminal, personne ne peut confirmer : ajoutez --yes pour envoyer sans question"
+    ),
+    "nothing was sent": "rien n’a été envoyé",
 }

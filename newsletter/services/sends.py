@@ -89,6 +89,23 @@ class DeliveryRow:
     sent_at: datetime | None
 
 
+@dataclass(frozen=True)
+class SendPreview:
+    """What ``publish_now`` would send now: the issue's number, subject and link count, and
+    how many people would get it."""
+
+    issue_number: int
+    subject: str
+    links: int
+    recipients: int
+
+
+def preview_send(session: Session, config: Config, now: datetime) -> SendPreview:
+    """What a send started now would be, for a confirmation question."""
+    view = content.next_issue_view(session, config, now)
+    return SendPreview(view.number, view.subject, len(view.links), active_recipients(session))
+
+
 def active_recipients(session: Session) -> int:
     """How many subscribers a send started now would go to."""
     return count_by_status(session)[SubscriberStatus.ACTIVE.value]
@@ -153,7 +170,7 @@ def _recent_digest_run(session: Session, now: datetime) -> tuple[SendRun, int] |
     ).first()
     if row is None:
         return None
-    run, number = row.tuple()
+    run, number = row[0], row[1]
     if run.status == RunStatus.DONE and now - run.created_at > RECENT_START:
         return None
     return run, number
@@ -294,6 +311,16 @@ def cancel_send(session: Session, config: Config, run_id: int, now: datetime) ->
     session.delete(issue)
     session.flush()
     return CancelledSend(issue_number=number, links_requeued=len(links))
+
+
+def can_reprepare(session: Session, run_id: int) -> bool:
+    """Whether run ``run_id`` may be prepared again or cancelled (a paused issue send that
+    nobody got yet)."""
+    try:
+        _stuck_issue_run(session, run_id)
+    except (ConflictError, NotFoundError):
+        return False
+    return True
 
 
 def _stuck_issue_run(session: Session, run_id: int) -> tuple[SendRun, Issue]:

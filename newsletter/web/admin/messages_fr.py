@@ -142,4 +142,24 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "Already subscribed, or a confirmation was sent recently.": (
         "Déjà abonné, ou une confirmation a été envoyée récemment."
     ),
+    # send guards and the way out of a stuck send (send.html, send_confirm.html)
+    "No active subscriber would receive this issue: nothing can be sent. The issue and its "
+    "links stay queued.": (
+        "Aucun abonné actif ne recevrait ce numéro : rien ne peut être envoyé. Le numéro et "
+        "ses liens restent en attente."
+    ),
+    "See the latest send": "Voir le dernier envoi",
+    "Nobody got this issue yet": "Personne n’a encore reçu ce numéro",
+    "Fix the subject or the intro and prepare the message again, or cancel the send: the "
+    "issue is withdrawn and its links go back to the queue.": (
+        "Corrigez l’objet ou l’introduction et préparez le message à nouveau, ou annulez "
+        "l’envoi : le numéro est retiré et ses liens retournent dans la file d’attente."
+    ),
+    "(empty: the draft’s, else unchanged)": "(vide : celui du brouillon, sinon inchangé)",
+    "Prepare again and resume": "Préparer à nouveau et reprendre",
+    "Cancel this send": "Annuler cet envoi",
+    "Message prepared again; the send resumed.": "Message préparé à nouveau ; l’envoi a repris.",
+    "Send cancelled: the issue was withdrawn and its links are back in the queue.": (
+        "Envoi annulé : le numéro a été retiré et ses liens sont de retour dans la file d’attente."
+    ),
 }
