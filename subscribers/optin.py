@@ -33,7 +33,7 @@ from subscribers.tokens import (
     ExpiredTokenError,
     make_confirm_token,
     make_unsubscribe_token,
-    read_confirm_token,
+    read_confirm_claim,
     read_unsubscribe_token,
 )
 
@@ -144,11 +144,17 @@ def request_subscription(
 
 
 def check_confirm_token(session: Session, config: Config, token: str, now: datetime) -> Subscriber:
-    """The subscriber a confirmation token names. Raises ``TokenError`` when forged or the
-    person is gone, ``ExpiredTokenError`` when too old."""
-    subscriber_id = read_confirm_token(config.secret_key, token, now, _confirm_max_age(config))
+    """The subscriber a confirmation token names. Raises ``TokenError`` when forged, the
+    person is gone, or they unsubscribed after the link was sent (a used link must not
+    subscribe again someone who left since), ``ExpiredTokenError`` when too old."""
+    subscriber_id, made = read_confirm_claim(
+        config.secret_key, token, now, _confirm_max_age(config)
+    )
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
+        raise TokenError("this link is not valid")
+    left = subscriber.unsubscribed_at
+    if left is not None and left >= made and subscriber.status != SubscriberStatus.ACTIVE:
         raise TokenError("this link is not valid")
     return subscriber
 
@@ -175,15 +181,17 @@ def renew_confirmation(
 ) -> ConfirmationMail | None:
     """A fresh confirmation for the person an expired (but genuine) token names.
 
-    Returns None when they are active already or were sent one recently; raises
-    ``TokenError`` for a forged token.
+    Returns None when they are active already, unsubscribed after the link was sent, or
+    were sent one recently; raises ``TokenError`` for a forged token.
     """
     try:
-        subscriber_id = read_confirm_token(config.secret_key, token, now, _FOREVER)
+        subscriber_id, made = read_confirm_claim(config.secret_key, token, now, _FOREVER)
     except ExpiredTokenError as exc:  # only with a clock before 1926; be explicit anyway
-        subscriber_id = exc.subscriber_id
+        subscriber_id, made = exc.subscriber_id, now
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None or subscriber.status == SubscriberStatus.ACTIVE:
+        return None
+    if subscriber.unsubscribed_at is not None and subscriber.unsubscribed_at >= made:
         return None
     if not _may_send_confirmation(config, subscriber, now):
         return None

@@ -21,6 +21,7 @@ from newsletter.cli.base import AppContext, WholeNumber, main, pass_app
 from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.sending.catcher import catcher_service
+from newsletter.web.security import trusted_proxies
 
 # A service is ``factory(config, engine)`` returning an async context manager: it starts on
 # enter and stops on exit. What it yields is put on ``app.state`` under ``name``.
@@ -74,6 +75,14 @@ def _ignore(sig: int, frame: FrameType | None) -> None:
     """Stopping is already under way when this runs (see ``_signals_end_serving``)."""
 
 
+def proxy_options(config: Config) -> dict[str, Any]:
+    """uvicorn's proxy settings: X-Forwarded-* are read only from ``[web] trusted_proxies``
+    (uvicorn's default believes them from 127.0.0.1, which lets anyone on the host forge
+    the client's address)."""
+    proxies = [str(network) for network in trusted_proxies(config)]
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
+
+
 async def run_server(
     config: Config,
     engine: Engine,
@@ -96,7 +105,14 @@ async def run_server(
                     ) from None
             app = create_app(config, engine, **state)
             server = uvicorn.Server(
-                uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
+                uvicorn.Config(
+                    app,
+                    host=host,
+                    port=port,
+                    log_level="info",
+                    lifespan="on",
+                    **proxy_options(config),
+                )
             )
             await server.serve()
             if not server.started:
