@@ -3,6 +3,8 @@ anonymous requests on every admin route."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
@@ -34,7 +36,7 @@ def _admin_paths() -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for route in admin.admin_routes():
         if isinstance(route, Route) and route.path not in ("/login",):
-            path = "/admin" + route.path.replace("{run_id:int}", "1").replace("{link_id:int}", "1")
+            path = "/admin" + re.sub(r"\{\w+:id\}", "1", route.path)
             for method in sorted(route.methods or ()):
                 if method != "HEAD":
                     found.append((method, path))
