@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench clean messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Extract the translatable strings (Babel) into newsletter/locale/messages.pot and merge them
+# into each language's messages.po; then translate what it lists (docs/CONTRIBUTING.md).
+messages: $(STAMP)
+	$(BIN)/python tools/messages.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/send_throughput.py

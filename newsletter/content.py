@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter import inputs
+from newsletter.clock import local_date
 from newsletter.config import Config
 from newsletter.errors import (
     ConfigError,
@@ -295,10 +296,6 @@ def issue_subject(config: Config, number: int, day: date) -> str:
             template=template,
         ) from None
     return check_text(subject, "subject", limit=MAX_TITLE, required=True)
-
-
-def local_date(now: datetime, timezone: ZoneInfo) -> date:
-    return now.astimezone(timezone).date()
 
 
 def _link_view(link: Link) -> LinkView:

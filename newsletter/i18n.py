@@ -1,65 +1,80 @@
-"""Translations: English msgids, one catalogue per language in ``newsletter/locale/``.
+"""Translations and locale-aware formatting: gettext catalogues and CLDR data, through Babel.
 
-Templates use the jinja2 i18n extension (``{% trans %}`` and ``_()``); Python code calls
-``gettext(language)(msgid)``. A catalogue is a plain Python dict (see ``newsletter/locale/fr.py``):
-adding a string means adding one ``"English": "Français"`` entry. A missing entry falls back to
-the English msgid, so an untranslated string is visible but never breaks a page.
+English msgids, one gettext catalogue per language in
+``newsletter/locale/<language>/LC_MESSAGES/messages.po``, extracted with Babel from the Python
+code and the jinja2 templates (``make messages``; see docs/CONTRIBUTING.md). The ``.po`` files
+are read at start-up (once per language and process), so a checkout and an installed wheel need
+no compile step. A msgid missing from a catalogue falls back to the English msgid: an
+untranslated string is visible but never breaks a page. Plural rules come from the catalogue's
+``Plural-Forms`` header, which Babel writes from CLDR; dates, numbers and lists are formatted
+with CLDR data (``babel.dates``, ``babel.numbers``, ``babel.lists``).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+import gettext as _gettext
+import re
+from collections.abc import Callable, Iterable
 from datetime import date
 from functools import cache
-from typing import Any
+from io import BytesIO
+
+from babel import Locale
+from babel.dates import format_date as _cldr_date
+from babel.lists import format_list as _cldr_list
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal as _cldr_decimal
+
+from newsletter.resources import LOCALE_DIR
 
 DEFAULT_LANGUAGE = "fr"
 LANGUAGES = ("fr", "en")
 
+# The CLDR locale each list language is formatted in. English days come before months, as in
+# the rest of the product ("Sunday, 29 November 2026").
+_LOCALES = {"fr": "fr_FR", "en": "en_GB"}
+
+# The message domain: ``messages.po`` under each language's ``LC_MESSAGES``.
+DOMAIN = "messages"
+
 Gettext = Callable[[str], str]
+Ngettext = Callable[[str, str, int], str]
+Translations = _gettext.NullTranslations
 
 
-class Translations:
-    """A gettext-like object for ``jinja2.Environment.install_gettext_translations``."""
-
-    def __init__(self, language: str, messages: Mapping[str, Any]) -> None:
-        self.language = language
-        self.messages = messages
-
-    def gettext(self, message: str) -> str:
-        found = self.messages.get(message)
-        return found if isinstance(found, str) else message
-
-    def ngettext(self, singular: str, plural: str, n: int) -> str:
-        found = self.messages.get(singular)
-        if isinstance(found, tuple) and len(found) == 2:
-            return str(found[1] if _is_plural(self.language, n) else found[0])
-        return plural if _is_plural("en", n) else singular
-
-    # jinja2 also looks for the context-aware variants; we have no contexts.
-    def pgettext(self, context: str, message: str) -> str:
-        return self.gettext(message)
-
-    def npgettext(self, context: str, singular: str, plural: str, n: int) -> str:
-        return self.ngettext(singular, plural, n)
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction without translating it here (gettext_noop): for msgids
+    kept in constants and translated where they are shown."""
+    return message
 
 
-def _is_plural(language: str, n: int) -> bool:
-    # French treats 0 and 1 as singular; English only 1.
-    return n > 1 if language == "fr" else n != 1
+def NP_(context: str, message: str) -> str:
+    """Like ``N_``, for a msgid that carries a ``msgctxt`` (translate it with ``pgettext``)."""
+    return message
+
+
+def catalogue_path(language: str) -> str:
+    """Where the ``.po`` catalogue of ``language`` lives (it may not exist, e.g. ``en``)."""
+    return str(LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po")
 
 
 @cache
 def translations(language: str) -> Translations:
-    """The catalogue for ``language`` (English, the msgids themselves, for ``en``)."""
-    if language == "en":
-        return Translations("en", {})
+    """The gettext translations of ``language``, read from its ``.po`` file once per process.
+
+    English, or a language with no catalogue, gives the msgids themselves. Fuzzy entries are
+    left out, as ``msgfmt`` would.
+    """
     try:
-        module = importlib.import_module(f"newsletter.locale.{language}")
-    except ImportError:
-        return Translations("en", {})
-    return Translations(language, module.MESSAGES)
+        with open(catalogue_path(language), "rb") as po:
+            catalogue = read_po(po, locale=_LOCALES.get(language, language), domain=DOMAIN)
+    except FileNotFoundError:
+        return _gettext.NullTranslations()
+    compiled = BytesIO()
+    write_mo(compiled, catalogue, use_fuzzy=False)
+    compiled.seek(0)
+    return _gettext.GNUTranslations(compiled)
 
 
 def gettext(language: str) -> Gettext:
@@ -67,27 +82,52 @@ def gettext(language: str) -> Gettext:
     return translations(language).gettext
 
 
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+def ngettext(language: str) -> Ngettext:
+    """An ``ngettext(singular, plural, n)`` function in ``language`` (its CLDR plural rule)."""
+    return translations(language).ngettext
+
+
+def locale_of(language: str) -> Locale:
+    """The CLDR locale ``language`` is formatted in."""
+    return Locale.parse(_LOCALES.get(language, language))
 
 
 def format_date(value: date, language: str, *, weekday: bool = False) -> str:
-    """A long date in ``language``: ``dimanche 29 novembre 2026`` / ``Sunday 29 November 2026``."""
-    _ = gettext(language)
-    text = f"{value.day} {_(_MONTHS[value.month - 1])} {value.year}"
-    if weekday:
-        text = f"{_(_WEEKDAYS[value.weekday()])} {text}"
+    """A long date in ``language`` (CLDR): ``6 décembre 2026``, or with ``weekday``
+    ``dimanche 6 décembre 2026`` / ``Sunday, 6 December 2026``."""
+    return _cldr_date(value, "full" if weekday else "long", locale=locale_of(language))
+
+
+def format_decimal(value: float, language: str, *, digits: int = 1) -> str:
+    """``value`` with exactly ``digits`` decimals in ``language``'s notation: ``0,3`` in
+    French, ``0.3`` in English; thousands are grouped (``1 234,5``)."""
+    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+    return _cldr_decimal(value, pattern, locale=locale_of(language))
+
+
+def format_list(items: Iterable[str], language: str) -> str:
+    """``a, b et c`` / ``a, b and c``: CLDR's standard list pattern for ``language``."""
+    return _cldr_list(list(items), locale=locale_of(language))
+
+
+# French typography puts a narrow no-break space (U+202F) before ``: ; ! ?`` and ``»`` and
+# after ``«``, so the sign never starts a line. A colon in a URL (``https://``) or a time of
+# day (``18:00``) is left alone, and so is the second sign of ``?!``.
+NARROW_NBSP = "\u202f"
+_SPACES = "[ \u00a0\u202f]*"
+_FRENCH_SPACING = (
+    (re.compile(rf"(?<=[^\s!?]){_SPACES}(?=[;!?»])"), NARROW_NBSP),
+    (re.compile(rf"(?<=\S){_SPACES}(?=:(?![/\d]))"), NARROW_NBSP),
+    (re.compile(rf"«{_SPACES}(?=\S)"), "«" + NARROW_NBSP),
+)
+
+
+def typography(text: str, language: str) -> str:
+    """``text`` with ``language``'s spacing around punctuation: in French, a narrow no-break
+    space before ``: ; ! ? »`` and after ``«`` (replacing a plain space, or added where
+    missing). Other languages are returned unchanged."""
+    if language != "fr":
+        return text
+    for pattern, replacement in _FRENCH_SPACING:
+        text = pattern.sub(replacement, text)
     return text

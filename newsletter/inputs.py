@@ -71,10 +71,9 @@ def check_text(value: str, where: str, *, multiline: bool = False) -> str:
     pattern = _CONTROLS_MULTILINE if multiline else _CONTROLS_ONE_LINE
     found = pattern.search(value)
     if found:
+        code = "U+" + format(ord(found.group()), "04X")
         raise InvalidInputError(
-            "must not contain control characters (found %(code)s)",
-            where,
-            code=f"U+{ord(found.group()):04X}",
+            "must not contain control characters (found %(code)s)", where, code=code
         )
     return value
 

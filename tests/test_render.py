@@ -13,10 +13,10 @@ from newsletter.errors import NewsletterError
 from newsletter.i18n import format_date, gettext, translations
 from newsletter.sending.render import (
     UNSUBSCRIBE_URL_PLACEHOLDER,
-    paragraphs,
     render_digest,
     render_email,
 )
+from newsletter.templating import paragraphs
 from tests.conftest import ConfigFactory
 
 
@@ -114,7 +114,7 @@ def test_english_language_setting_switches_strings(
     cfg = make_config(sqlite_url, list__language="en")
     rendered = render_digest(cfg, make_view())
     assert "Unsubscribe" in rendered.html and "Se désabonner" not in rendered.html
-    assert "Sunday 29 November 2026" in rendered.text
+    assert "Sunday, 29 November 2026" in rendered.text  # CLDR en_GB full date
 
 
 def test_render_email_unknown_kind_and_missing_subject(cfg: Config) -> None:

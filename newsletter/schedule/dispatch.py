@@ -21,7 +21,7 @@ from newsletter import content
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import InvalidInputError
-from newsletter.i18n import Gettext, format_date, gettext
+from newsletter.i18n import N_, Gettext, format_date, format_list, gettext
 from newsletter.models import Issue, Pause, Slot, SlotOverride
 from newsletter.schedule.policy import (
     MAX_LOOKBACK,
@@ -43,7 +43,7 @@ from newsletter.sending.publish import publish_next_issue
 from subscribers.models import SubscriberStatus
 from subscribers.store import count_by_status
 
-NOTHING_NEW = "nothing new"
+NOTHING_NEW = N_("nothing new")
 
 
 def schedule_of(config: Config) -> WeeklySchedule:
@@ -217,6 +217,5 @@ def catch_up_intro(config: Config, weeks: Sequence[date]) -> str:
     """The default intro of a catch-up issue, naming the weeks it covers."""
     language = str(config.get("list", "language"))
     _ = gettext(language)
-    names = [format_date(day, language) for day in weeks]
-    listed = f"{', '.join(names[:-1])} {_('and')} {names[-1]}" if len(names) > 1 else names[0]
+    listed = format_list((format_date(day, language) for day in weeks), language)
     return _("This issue catches up on the weeks of {weeks}.").format(weeks=listed)

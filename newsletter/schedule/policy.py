@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from newsletter.clock import local_date
 from newsletter.errors import InvalidInputError
 from newsletter.inputs import check_date
 from newsletter.models import SlotOutcome as SlotOutcome  # what a slot turned into
@@ -156,10 +157,6 @@ def to_utc(local: datetime) -> datetime:
 def slot_on(schedule: WeeklySchedule, day: date) -> datetime:
     """The UTC instant of the scheduled local time on local ``day`` (any weekday)."""
     return to_utc(datetime.combine(day, schedule.at, tzinfo=schedule.zone))
-
-
-def local_date(instant: datetime, zone: ZoneInfo) -> date:
-    return instant.astimezone(zone).date()
 
 
 def _slot_day_of_week(schedule: WeeklySchedule, day: date) -> date:

@@ -267,7 +267,8 @@ class MessageTemplate:
         language = str(config.get("list", "language"))
         subject = rendered.subject
         if test:
-            subject = f"{gettext(language)('[Preview]')} {subject}"
+            _ = gettext(language)
+            subject = _("[Preview]") + " " + subject
         from_address = str(config.get("list", "from_address"))
         list_name = check_header_value(str(config.get("list", "name")), "[list] name")
         from_name = str(config.get("list", "from_name")) or list_name

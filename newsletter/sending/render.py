@@ -20,8 +20,9 @@ from premailer import Premailer
 from newsletter.config import Config
 from newsletter.content import IssueView
 from newsletter.errors import NewsletterError
-from newsletter.i18n import format_date, translations
+from newsletter.i18n import format_date
 from newsletter.resources import EMAIL_TEMPLATES_DIR
+from newsletter.templating import make_environment, paragraphs
 
 TEMPLATES_DIR = EMAIL_TEMPLATES_DIR
 
@@ -40,30 +41,17 @@ class RenderedEmail:
     text: str
 
 
-def paragraphs(text: str) -> list[str]:
-    """Split plain text into paragraphs on blank lines; lines inside one are joined."""
-    blocks = text.replace("\r\n", "\n").split("\n\n")
-    return [
-        " ".join(line.strip() for line in block.split("\n")).strip()
-        for block in blocks
-        if block.strip()
-    ]
-
-
 @cache
 def environment(language: str) -> jinja2.Environment:
-    """The jinja2 environment for ``language`` (autoescape on for ``.html``)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+    """The email environment for ``language`` (autoescape on for ``.html``)."""
+    return make_environment(
+        TEMPLATES_DIR,
+        language,
         autoescape=jinja2.select_autoescape(["html"]),
-        extensions=["jinja2.ext.i18n"],
-        undefined=jinja2.StrictUndefined,
+        strict=True,
         keep_trailing_newline=True,
         trim_blocks=True,
     )
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
-    env.filters["paragraphs"] = paragraphs
-    return env
 
 
 def inline_css(html: str) -> str:

@@ -14,14 +14,11 @@ from starlette.routing import BaseRoute, Route
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.services.archive import ArchivedIssue, sent_issue, sent_issues
+from newsletter.templating import paragraphs
 from newsletter.web.pages import render_page
 
 FEED_SIZE = 20
 ATOM = "http://www.w3.org/2005/Atom"
-
-
-def paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
 
 
 async def archive(request: Request) -> Response:

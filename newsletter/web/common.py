@@ -25,7 +25,7 @@ from newsletter.errors import (
     NotFoundError,
     TokenError,
 )
-from newsletter.i18n import gettext
+from newsletter.i18n import N_, gettext
 from newsletter.sending import TransactionalMailer
 from newsletter.web.security import client_ip
 from subscribers.optin import Mailer
@@ -37,24 +37,24 @@ T = TypeVar("T")
 # msgids, translated in the page's language; a field not listed here is left out of the
 # message rather than shown as an internal name (or a CLI flag).
 FIELD_LABELS = {
-    "url": "Link",
-    "title": "Title",
-    "source": "Source",
-    "excerpt": "Excerpt",
-    "tag": "Tags",
-    "tags": "Tags",
-    "intro": "Intro",
-    "subject": "Subject",
-    "position": "Position",
-    "until": "Until",
-    "reason": "Reason",
-    "send_at": "New date and time",
-    "email": "Email",
-    "name": "Name",
-    "password": "Password",
-    "file": "File",
-    "format": "Format",
-    "status": "Status",
+    "url": N_("Link"),
+    "title": N_("Title"),
+    "source": N_("Source"),
+    "excerpt": N_("Excerpt"),
+    "tag": N_("Tags"),
+    "tags": N_("Tags"),
+    "intro": N_("Intro"),
+    "subject": N_("Subject"),
+    "position": N_("Position"),
+    "until": N_("Until"),
+    "reason": N_("Reason"),
+    "send_at": N_("New date and time"),
+    "email": N_("Email"),
+    "name": N_("Name"),
+    "password": N_("Password"),
+    "file": N_("File"),
+    "format": N_("Format"),
+    "status": N_("Status"),
 }
 
 
@@ -92,12 +92,12 @@ def error_text(config: Config, exc: NewsletterError) -> str:
     """``exc`` as a web page shows it: in the list's language, its field named by a
     translated label (or left out), never by a CLI flag."""
     _ = gettext(language_of(config))
-
-    def label(where: str) -> str:
-        known = FIELD_LABELS.get(where)
-        return _(known) if known else ""
-
-    return exc.render(_, label)
+    message = exc.render(_, lambda where: "")
+    known = FIELD_LABELS.get(exc.where or "")
+    if not known:
+        return message
+    # French puts a narrow no-break space before the colon: the separator is translated too.
+    return _("%(field)s: %(message)s") % {"field": _(known), "message": message}
 
 
 def consent_context(request: Request, source: str) -> ConsentContext:

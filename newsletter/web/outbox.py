@@ -10,7 +10,6 @@ from __future__ import annotations
 from email.message import EmailMessage
 from pathlib import Path
 
-import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -19,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from newsletter.config import Config
 from newsletter.errors import NotFoundError
 from newsletter.sending.catcher import CaughtMessage, catcher_dir, list_caught, read_caught
+from newsletter.templating import make_environment
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
 PAGE_CSP = (
@@ -39,7 +39,8 @@ SHOWN_HEADERS = (
     "DKIM-Signature",
 )
 
-_env = jinja2.Environment(autoescape=True)
+# English for now: the page is a developer tool, and its wording is not in the catalogues yet.
+_env = make_environment(None, "en", autoescape=True, strict=False)
 _PAGE = _env.from_string(
     """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

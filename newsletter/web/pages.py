@@ -9,8 +9,9 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from newsletter import templating
 from newsletter.config import Config
-from newsletter.i18n import Gettext, format_date, gettext, translations
+from newsletter.i18n import Gettext, gettext
 from newsletter.resources import WEB_TEMPLATES_DIR
 from newsletter.web.security import CSRF_FIELD, csrf_token
 
@@ -23,18 +24,11 @@ def language_of(config: Config) -> str:
 
 def make_environment(config: Config) -> jinja2.Environment:
     """The page environment for ``config``'s language (autoescaped, strict undefined)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(WEB_TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
+    env = templating.make_environment(
+        WEB_TEMPLATES, language_of(config), autoescape=True, strict=True
     )
-    language = language_of(config)
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["list_name"] = str(config.get("list", "name"))
-    env.globals["language"] = language
     env.globals["csrf_field"] = CSRF_FIELD
-    env.filters["long_date"] = lambda value: format_date(value, language)
     return env
 
 

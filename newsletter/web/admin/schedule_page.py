@@ -74,7 +74,7 @@ async def pause(request: Request) -> Response:
         schedule_commands.pause_schedule(
             session,
             config,
-            until=parse_local_date(field(form, "until")),
+            until=parse_local_date(field(form, "until"), "until"),
             reason=field(form, "reason"),
             notify=field(form, "notify") == "yes",
             now=now,
@@ -94,7 +94,7 @@ async def resume(request: Request) -> Response:
 async def delay(request: Request) -> Response:
     def work(session: Session, config: Config, form: Any, now: Any) -> None:
         send_at = parse_local_datetime(
-            local_datetime_field(field(form, "send_at")), config.timezone
+            local_datetime_field(field(form, "send_at")), config.timezone, "send_at"
         )
         schedule_commands.delay_slot(session, config, send_at, now)
 

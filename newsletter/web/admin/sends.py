@@ -15,6 +15,7 @@ from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
+from newsletter.i18n import N_
 from newsletter.models import RunStatus
 from newsletter.services import sends
 from newsletter.web.admin.auth import editor_required
@@ -31,10 +32,10 @@ from newsletter.web.common import error_text
 
 REFRESH_SECONDS = 2
 SEND_DONE = {
-    "paused": "Send paused.",
-    "resumed": "Send resumed.",
-    "reprepared": "Message prepared again; the send resumed.",
-    "cancelled": "Send cancelled: the issue was withdrawn and its links are back in the queue.",
+    "paused": N_("Send paused."),
+    "resumed": N_("Send resumed."),
+    "reprepared": N_("Message prepared again; the send resumed."),
+    "cancelled": N_("Send cancelled: the issue was withdrawn and its links are back in the queue."),
 }
 
 

@@ -6,38 +6,53 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from newsletter.i18n import Translations, translations
+from newsletter.i18n import N_
 from newsletter.resources import WEB_TEMPLATES_DIR
-from newsletter.web.admin.messages_fr import MESSAGES as ADMIN_FR
+from newsletter.templating import make_environment
 from newsletter.web.security import csrf_token
 
 TEMPLATES_DIR = WEB_TEMPLATES_DIR
 
 
+# Messages the page modules pass to templates as values (flash messages, shown through
+# ``|tr``): marked here so that extraction finds them.
+FLASH_MESSAGES = (
+    N_("Link queued."),
+    N_("Link saved."),
+    N_("Link moved."),
+    N_("Link removed."),
+    N_("Intro and subject saved."),
+    N_("Test sent to your address."),
+    N_("Send paused."),
+    N_("Send resumed."),
+    N_("Schedule paused."),
+    N_("Schedule resumed."),
+    N_("This week's issue is delayed."),
+    N_("The next issue will be skipped."),
+    N_("Import done."),
+    N_("Confirmation sent: the person is subscribed once they confirm."),
+    N_("Already subscribed, or a confirmation was sent recently."),
+    N_("Wrong email or password."),
+    N_("Too many attempts; try again in a few minutes."),
+    N_("Your session expired; please try again."),
+)
+
+
 @lru_cache(maxsize=4)
 def environment(language: str) -> Environment:
-    """The admin environment for ``language``: the product catalogue plus the admin strings."""
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+    """The admin environment for ``language``: autoescaped, translated, shared filters."""
+    return make_environment(
+        TEMPLATES_DIR,
+        language,
         autoescape=select_autoescape(default=True, default_for_string=True),
-        extensions=["jinja2.ext.i18n"],
+        strict=False,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    base = translations(language)
-    messages: dict[str, Any] = dict(base.messages)
-    if base.language == "fr":
-        messages.update(ADMIN_FR)
-    catalogue = Translations(base.language, messages)
-    env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
-    # For values (statuses, flash messages): a plain str, so autoescaping still applies.
-    # ``_()`` would mark its result safe and %-format it, which only fixed msgids may meet.
-    env.filters["tr"] = lambda value: catalogue.gettext(str(value))
-    return env
 
 
 def render_page(

@@ -266,7 +266,7 @@ async def _schedule_action(request: Request, action: Callable[[Session, Config],
 
 async def pause_schedule(request: Request) -> Response:
     body, now = request.state.body, utc_now()
-    until = parse_local_date(body["until"])
+    until = parse_local_date(body["until"], "until")
     return await _schedule_action(
         request,
         lambda session, config: schedule_commands.pause_schedule(
@@ -289,7 +289,7 @@ async def resume_schedule(request: Request) -> Response:
 
 async def delay_issue(request: Request) -> Response:
     config: Config = request.app.state.config
-    send_at = parse_local_datetime(request.state.body["send_at"], config.timezone)
+    send_at = parse_local_datetime(request.state.body["send_at"], config.timezone, "send_at")
     now = utc_now()
     return await _schedule_action(
         request, lambda session, config: schedule_commands.delay_slot(session, config, send_at, now)
