@@ -153,10 +153,19 @@ def check_confirm_token(session: Session, config: Config, token: str, now: datet
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         raise TokenError("this link is not valid")
-    left = subscriber.unsubscribed_at
-    if left is not None and left >= made and subscriber.status != SubscriberStatus.ACTIVE:
+    if _left_since(subscriber, made):
         raise TokenError("this link is not valid")
     return subscriber
+
+
+def _left_since(subscriber: Subscriber, made: datetime) -> bool:
+    """Whether ``subscriber`` unsubscribed after a confirmation link made at ``made`` (to the
+    second) and has not asked to subscribe again since (a new request renews their links)."""
+    left = subscriber.unsubscribed_at
+    if left is None or subscriber.status == SubscriberStatus.ACTIVE or left < made:
+        return False
+    asked = subscriber.confirmation_sent_at
+    return asked is None or left > asked
 
 
 def confirm_subscription(
@@ -191,7 +200,7 @@ def renew_confirmation(
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None or subscriber.status == SubscriberStatus.ACTIVE:
         return None
-    if subscriber.unsubscribed_at is not None and subscriber.unsubscribed_at >= made:
+    if _left_since(subscriber, made):
         return None
     if not _may_send_confirmation(config, subscriber, now):
         return None
