@@ -154,5 +154,6 @@ def known_revisions(engine: Engine) -> set[str]:
 
 def import_all_models() -> None:
     """Import every module that defines tables, so ``Base.metadata`` is complete."""
+    import newsletter.inbound.models
     import newsletter.models  # noqa: F401
     import subscribers.models  # noqa: F401

@@ -67,7 +67,10 @@ class NewsletterError(Exception):
         if self.where is None:
             return text
         place = label(self.where) if label else self.where
-        return f"{place}: {text}" if place else text
+        if not place:
+            return text
+        # The separator is translated too: French puts a narrow no-break space before a colon.
+        return gettext("%(field)s: %(message)s") % {"field": place, "message": text}
 
     def __str__(self) -> str:
         return self.render()
@@ -120,3 +123,7 @@ class TokenError(NewsletterError):
 
 class DeliveryError(NewsletterError):
     """Sending mail failed in a way the caller must hear about."""
+
+
+class MailboxError(NewsletterError):
+    """The IMAP bounce mailbox could not be reached or read."""

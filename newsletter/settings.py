@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SMTP_TLS_MODES = ("none", "starttls", "tls")
+IMAP_TLS_MODES = ("none", "starttls", "tls")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -79,13 +80,6 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "fr",
         "Language of user-facing strings and of the digest (`fr` or `en`).",
-    ),
-    Setting(
-        "list",
-        "unsubscribe_mailto",
-        str,
-        "",
-        "Address for the mailto: List-Unsubscribe; defaults to `from_address`.",
     ),
     # [web]: the public site and the app server.
     Setting(
@@ -245,6 +239,144 @@ SETTINGS: tuple[Setting, ...] = (
         "Soft bounces in a row after which a subscriber is marked bounced.",
     ),
 )
+
+
+BOUNCE_SETTINGS: tuple[Setting, ...] = (
+    # [bounces]: the return path (bounces, complaints, mailto unsubscribes).
+    Setting(
+        "bounces",
+        "domain",
+        str,
+        "",
+        "Domain of the signed return addresses (VERP envelope sender and the mailto: "
+        "unsubscribe); empty: the domain of `[list] from_address`.",
+    ),
+    Setting(
+        "bounces",
+        "bounce_local_part",
+        str,
+        "bounces",
+        "Local part of the envelope sender: `bounces+TOKEN@domain`.",
+    ),
+    Setting(
+        "bounces",
+        "unsubscribe_local_part",
+        str,
+        "unsubscribe",
+        "Local part of the mailto: List-Unsubscribe address: `unsubscribe+TOKEN@domain`.",
+    ),
+    Setting(
+        "bounces",
+        "soft_bounce_limit",
+        int,
+        3,
+        "Soft bounces (from distinct sends) within `soft_bounce_days` after which a "
+        "subscriber is marked bounced; 0 never.",
+    ),
+    Setting(
+        "bounces",
+        "soft_bounce_days",
+        int,
+        30,
+        "Window, in days, in which soft bounces count; older ones expire.",
+    ),
+    Setting(
+        "bounces",
+        "max_hard_bounce_rate",
+        float,
+        0.05,
+        "A running send pauses when its hard-bounce rate passes this fraction (0.05 = 5%).",
+    ),
+    Setting(
+        "bounces",
+        "max_complaint_rate",
+        float,
+        0.003,
+        "A running send pauses when its complaint rate passes this fraction (0.003 = 0.3%).",
+    ),
+    Setting(
+        "bounces",
+        "rate_min_sent",
+        int,
+        100,
+        "Rates are judged only once a send has delivered at least this many messages.",
+    ),
+    Setting("bounces", "lmtp_host", str, "127.0.0.1", "Address the LMTP intake listens on."),
+    Setting("bounces", "lmtp_port", int, 8024, "Port the LMTP intake listens on."),
+    Setting(
+        "bounces",
+        "lmtp_in_serve",
+        bool,
+        False,
+        "Whether `newsletter serve` also runs the LMTP intake.",
+    ),
+    Setting(
+        "bounces",
+        "max_message_bytes",
+        int,
+        20 * 1024 * 1024,
+        "Largest inbound message the LMTP intake accepts, in bytes.",
+    ),
+    Setting("bounces", "imap_host", str, "", "IMAP server of the bounce mailbox; empty for none."),
+    Setting("bounces", "imap_port", int, 993, "IMAP port (993 for `tls`, 143 otherwise)."),
+    Setting(
+        "bounces",
+        "imap_tls",
+        str,
+        "tls",
+        "IMAP TLS mode: `none`, `starttls` or `tls`.",
+        choices=IMAP_TLS_MODES,
+    ),
+    Setting("bounces", "imap_user", str, "", "IMAP user name."),
+    Setting("bounces", "imap_password", str, "", "IMAP password.", secret=True),
+    Setting("bounces", "imap_folder", str, "INBOX", "IMAP folder polled for bounces."),
+    Setting(
+        "bounces",
+        "imap_processed_folder",
+        str,
+        "Processed",
+        "IMAP folder where classified messages are moved; unclassified ones stay put.",
+    ),
+    Setting(
+        "bounces",
+        "imap_interval_seconds",
+        int,
+        300,
+        "Seconds between two polls of the IMAP mailbox by `serve`; 0 to not poll.",
+    ),
+    Setting(
+        "bounces",
+        "ses_topic_arn",
+        str,
+        "",
+        "SNS topic ARN whose SES notifications `/hooks/ses` accepts; empty: refuse all.",
+    ),
+    Setting(
+        "bounces",
+        "postmark_username",
+        str,
+        "",
+        "HTTP Basic user name Postmark sends to `/hooks/postmark`; empty: refuse all.",
+    ),
+    Setting(
+        "bounces",
+        "postmark_password",
+        str,
+        "",
+        "HTTP Basic password Postmark sends to `/hooks/postmark`.",
+        secret=True,
+    ),
+    Setting(
+        "bounces",
+        "mailgun_signing_key",
+        str,
+        "",
+        "Mailgun's HTTP webhook signing key for `/hooks/mailgun`; empty: refuse all.",
+        secret=True,
+    ),
+)
+
+SETTINGS = SETTINGS + BOUNCE_SETTINGS
 
 # Short names for what everyone sets, checked before the long form.
 ENV_ALIASES: Mapping[str, tuple[str, str]] = {

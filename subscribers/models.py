@@ -30,6 +30,7 @@ class ConsentKind(StrEnum):
     RESUBSCRIBED = "resubscribed"
     IMPORTED = "imported"
     BOUNCED = "bounced"
+    COMPLAINED = "complained"  # a spam complaint (ARF): unsubscribed at once
     ERASED = "erased"
 
 

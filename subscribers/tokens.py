@@ -8,6 +8,9 @@ their issue time and expire. The clock is a parameter.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -86,3 +89,43 @@ def _loads(secret: str, purpose: str, token: str) -> object:
         return _serializer(secret, purpose).loads(token)
     except BadSignature:
         raise TokenError("this link is not valid") from None
+
+
+# --- return-path tokens (VERP) ---------------------------------------------------------------
+#
+# A return token names one delivery (send run, subscriber) inside an address's local part:
+# ``bounces+12-345-<mac>@domain``. Local parts are case-insensitive in practice (some MTAs
+# lower-case them), so the MAC is base32 in lower case, not itsdangerous's base64. 26
+# characters of base32 carry 130 bits of HMAC-SHA256, and the whole token stays far under
+# the 64-character limit of a local part.
+
+BOUNCE = "bounce"
+MAILTO_UNSUBSCRIBE = "mailto-unsubscribe"
+_MAC_CHARS = 26
+
+
+def _return_mac(secret: str, purpose: str, run_id: int, subscriber_id: int) -> str:
+    if not secret:
+        raise TokenError("no secret key configured ([web] secret_key)")
+    key = hashlib.sha256(f"newsletter.return.{purpose}:{secret}".encode()).digest()
+    digest = hmac.new(key, f"{run_id}-{subscriber_id}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:_MAC_CHARS]
+
+
+def make_return_token(secret: str, purpose: str, run_id: int, subscriber_id: int) -> str:
+    """A compact token naming the delivery (``run_id``, ``subscriber_id``) for ``purpose``
+    (``BOUNCE`` or ``MAILTO_UNSUBSCRIBE``); it never expires."""
+    return f"{run_id}-{subscriber_id}-{_return_mac(secret, purpose, run_id, subscriber_id)}"
+
+
+def read_return_token(secret: str, purpose: str, token: str) -> tuple[int, int]:
+    """The (run id, subscriber id) a return token names. Raises ``TokenError`` when it is
+    forged, truncated, malformed or made for another purpose or another secret."""
+    parts = token.strip().lower().split("-")
+    if len(parts) != 3 or not all(p.isdigit() and len(p) <= 18 for p in parts[:2]):
+        raise TokenError("this link is not valid")
+    run_id, subscriber_id = int(parts[0]), int(parts[1])
+    expected = _return_mac(secret, purpose, run_id, subscriber_id)
+    if not hmac.compare_digest(expected, parts[2]):
+        raise TokenError("this link is not valid")
+    return run_id, subscriber_id

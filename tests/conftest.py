@@ -30,6 +30,9 @@ from tests.harness import (
 )
 from tests.web_support import ServerThread, headless_chromium
 
+# The command line speaks the user's locale; tests read its English unless they ask otherwise.
+os.environ["LANGUAGE"] = "en"
+
 TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
 
 

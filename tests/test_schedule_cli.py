@@ -119,3 +119,17 @@ def test_unknown_time_zone_exits_2(setup: tuple[Config, Engine]) -> None:
     result = run(config, "show", env={"NEWSLETTER_SCHEDULE_TIMEZONE": "Europe/Pariss"})
     assert result.exit_code == 2
     assert "unknown time zone 'Europe/Pariss'" in result.output
+
+
+def test_the_command_line_speaks_the_users_locale(setup: tuple[Config, Engine]) -> None:
+    """With a French locale, `schedule` answers and refuses in French, the field named by its
+    flag; with an English one, in English."""
+    config, _ = setup
+    french = {"LANGUAGE": "fr", "LC_ALL": "fr_FR.UTF-8"}
+    shown = run(config, "show", "--weeks", "1", env=french)
+    assert shown.exit_code == 0 and "lien(s) en attente pour le prochain numéro" in shown.output
+    refused = run(config, "pause", "--until", "2000-01-01", "--reason", "Été", env=french)
+    assert refused.exit_code == 2
+    assert "Erreur\u202f: --until\u202f: la pause doit finir après aujourd’hui" in refused.output
+    english = run(config, "pause", "--until", "2000-01-01", "--reason", "Été")
+    assert "Error: --until: the pause must end after today" in english.output

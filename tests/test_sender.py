@@ -14,6 +14,7 @@ from newsletter.config import Config
 from newsletter.content import queue_link
 from newsletter.db import transaction
 from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
+from newsletter.returnpath import DeliveryRef, ReturnPurpose, read_return_address
 from newsletter.sending.ledger import Claim
 from newsletter.sending.publish import publish_next_issue
 from newsletter.sending.sender import BuildFn, RunMessage
@@ -62,10 +63,21 @@ async def test_every_active_subscriber_gets_one_personal_message(
     assert set(by_rcpt) == {f"reader{i}@example.net" for i in range(25)}
     for i, subscriber_id in enumerate(ids):
         message = by_rcpt[f"reader{i}@example.net"]
-        assert message.mail_from == "liens@example.org"
+        # VERP: the envelope sender is a signed return address naming this very delivery.
+        assert message.mail_from.startswith("bounces+")
+        assert message.mail_from.endswith("@example.org")
+        assert read_return_address(config, message.mail_from) == DeliveryRef(
+            ReturnPurpose.BOUNCE, run_id, subscriber_id
+        )
+        assert message.parsed()["From"].addresses[0].addr_spec == "liens@example.org"
         header = message.parsed()["List-Unsubscribe"]
         token = re.search(r"https://liens\.example\.org/u/([^>]+)>", header)
         assert token and read_unsubscribe_token(TEST_SECRET, token.group(1)) == subscriber_id
+        mailto = re.search(r"<mailto:([^?>]+)\?subject=unsubscribe>", header)
+        assert mailto and mailto.group(1).startswith("unsubscribe+")
+        assert read_return_address(config, mailto.group(1)) == DeliveryRef(
+            ReturnPurpose.UNSUBSCRIBE, run_id, subscriber_id
+        )
         assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in message.data
     assert delivery_counts(engine, run_id) == {"sent": 25}
     with transaction(engine) as session:

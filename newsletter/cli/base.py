@@ -9,12 +9,14 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import click
+from babel.core import default_locale
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Config, config_path_from, load_config
 from newsletter.db import current_revision, make_engine
 from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
+from newsletter.i18n import LANGUAGES, gettext
 from newsletter.inputs import MAX_ID, parse_count
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +42,21 @@ CLI_FLAGS = {
     "yes": "--yes",
     "run": "--run",
 }
+
+
+def cli_language() -> str:
+    """The language the command line speaks: the user's locale (``LANGUAGE``, ``LC_ALL``,
+    ``LC_MESSAGES``, ``LANG``), as for any gettext program; English for a language the product
+    does not speak. (The list's language is for subscribers and its pages.)"""
+    found = default_locale("LC_MESSAGES") or "en"
+    language = found.split("_")[0]
+    return language if language in LANGUAGES else "en"
+
+
+def _(msgid: str, /, **values: Any) -> str:
+    """``msgid`` in the command line's language, filled with ``values`` (``%(name)s``)."""
+    text = gettext(cli_language())(msgid)
+    return text % values if values else text
 
 
 class WholeNumber(click.ParamType[int, Any]):
@@ -105,11 +122,13 @@ class NewsletterGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
-            click.echo(f"Error: {exc.render(label=cli_label)}", err=True)
+            message = exc.render(gettext(cli_language()), cli_label)
+            click.echo(_("Error: %(message)s", message=message), err=True)
             sys.exit(exc.exit_code)
         except OperationalError as exc:  # the database went away or is locked mid-command
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-            click.echo(f"Error: database: {reason}", err=True)
+            message = _("the database failed: %(reason)s", reason=reason)
+            click.echo(_("Error: %(message)s", message=message), err=True)
             sys.exit(2)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, _, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.editors import (
@@ -36,13 +36,15 @@ def editors_add(app: AppContext, email: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
     with transaction(app.engine()) as session:
         editor = add_editor(session, email=email, password=password, now=utc_now())
-        click.echo(f"Created the editor account {editor.email}. Sign in at /admin.")
+        click.echo(
+            _("Created the editor account %(email)s. Sign in at /admin.", email=editor.email)
+        )
 
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return str(click.prompt(_("Password"), hide_input=True, confirmation_prompt=True))
 
 
 @editors.command("password")
@@ -54,7 +56,7 @@ def editors_password(app: AppContext, email: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
     with transaction(app.engine()) as session:
         set_password(session, require_editor(session, email), password)
-    click.echo(f"Password changed for {email.strip().lower()}.")
+    click.echo(_("Password changed for %(email)s.", email=email.strip().lower()))
 
 
 @editors.command("token")
@@ -76,11 +78,11 @@ def editors_list(app: AppContext) -> None:
     with transaction(app.engine()) as session:
         rows = list_editors(session)
         if not rows:
-            click.echo("No editor accounts yet: run `newsletter editors add EMAIL`.")
+            click.echo(_("No editor accounts yet: run `newsletter editors add EMAIL`."))
         for editor in rows:
             last = (
                 editor.last_login_at.isoformat(timespec="minutes")
                 if editor.last_login_at
                 else "never"
             )
-            click.echo(f"{editor.email}\tlast sign-in: {last}")
+            click.echo(_("%(email)s\tlast sign-in: %(when)s", email=editor.email, when=last))

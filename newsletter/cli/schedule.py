@@ -9,7 +9,7 @@ from datetime import datetime, time
 import click
 from sqlalchemy import select
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, _, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.content import queued_links
@@ -63,8 +63,14 @@ def show(app: AppContext, weeks: int, start: str | None) -> None:
         queued = len(queued_links(session))
     click.echo(_describe_schedule(config))
     if pause is not None:
-        click.echo(f"Paused until {pause.until.isoformat()} (exclusive): {pause.reason}")
-    click.echo(f"{queued} link(s) queued for the next issue.")
+        click.echo(
+            _(
+                "Paused until %(until)s (exclusive): %(reason)s",
+                until=pause.until.isoformat(),
+                reason=pause.reason,
+            )
+        )
+    click.echo(_("%(count)s link(s) queued for the next issue.", count=queued))
     for slot in slots:
         click.echo(_describe_slot(config, slot))
 
@@ -112,9 +118,15 @@ def pause(app: AppContext, until: str, reason: str, notify: bool, detach: bool) 
         key = f"notice:pause:{row.id}"
         run_id = session.scalar(select(SendRun.id).where(SendRun.key == key))
     back = first_slot_on_or_after(schedule_of(config), day)
-    click.echo(f"Paused until {day.isoformat()}; next issue {format_local(back, config.timezone)}.")
+    click.echo(
+        _(
+            "Paused until %(until)s; next issue %(when)s.",
+            until=day.isoformat(),
+            when=format_local(back, config.timezone),
+        )
+    )
     if run_id is not None:
-        click.echo(f"Notice started (run {run_id}).")
+        click.echo(_("Notice started (run %(run_id)s).", run_id=run_id))
         if not detach:
             from newsletter.cli.send import drive_run
 
@@ -129,8 +141,8 @@ def resume(app: AppContext) -> None:
     with transaction(app.engine()) as session:
         ended = resume_schedule(session, config, utc_now())
         slot = planned_slots(session, config, utc_now(), 1)[0]
-    click.echo(f"Resumed ({len(ended)} pause(s) ended).")
-    click.echo("Next: " + _describe_slot(config, slot))
+    click.echo(_("Resumed (%(count)s pause(s) ended).", count=len(ended)))
+    click.echo(_("Next: %(slot)s", slot=_describe_slot(config, slot)))
 
 
 @schedule_group.command("delay")
@@ -143,8 +155,11 @@ def delay(app: AppContext, to: str) -> None:
     with transaction(app.engine()) as session:
         row = delay_slot(session, config, send_at, now)
     click.echo(
-        f"The issue of {format_local(row.slot_at, config.timezone)} goes out at "
-        f"{format_local(send_at, config.timezone)}."
+        _(
+            "The issue of %(slot)s goes out at %(when)s.",
+            slot=format_local(row.slot_at, config.timezone),
+            when=format_local(send_at, config.timezone),
+        )
     )
 
 
@@ -156,7 +171,12 @@ def skip(app: AppContext, reason: str) -> None:
     config = app.config
     with transaction(app.engine()) as session:
         row = skip_slot(session, config, reason, utc_now())
-    click.echo(f"The slot of {format_local(row.slot_at, config.timezone)} will be skipped.")
+    click.echo(
+        _(
+            "The slot of %(slot)s will be skipped.",
+            slot=format_local(row.slot_at, config.timezone),
+        )
+    )
 
 
 @main.command("scheduler")

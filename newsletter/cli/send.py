@@ -12,14 +12,15 @@ from datetime import timedelta
 import click
 from sqlalchemy import Engine
 
-from newsletter.cli.base import AppContext, WholeNumber, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
+from newsletter.cli.inbound import deliverability_lines
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import ConflictError, DeliveryError, InvalidInputError
 from newsletter.models import RunStatus
 from newsletter.sending import RunProgress, SenderStats, run_sender
-from newsletter.services import sends
+from newsletter.services import inbound, sends
 
 PROGRESS_EVERY = 0.5  # seconds between progress refreshes
 PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
@@ -68,10 +69,16 @@ def confirm_send(config: Config, engine: Engine) -> None:
             "not a terminal, so nobody can confirm: add --yes to send without asking", "yes"
         )
     click.echo(
-        f"Issue #{preview.issue_number} «{preview.subject}», {preview.links} links, "
-        f"to {preview.recipients} active subscribers."
+        _(
+            "Issue #%(number)s «%(subject)s», %(links)s links, to %(recipients)s active "
+            "subscribers.",
+            number=preview.issue_number,
+            subject=preview.subject,
+            links=preview.links,
+            recipients=preview.recipients,
+        )
     )
-    if not click.confirm("Send it now?", default=False):
+    if not click.confirm(_("Send it now?"), default=False):
         raise ConflictError("nothing was sent")
 
 
@@ -96,7 +103,14 @@ def send_reprepare(
             subject=subject,
             intro=intro,
         )
-    click.echo(f"Run {progress.run_id} ({progress.key}) prepared again «{progress.subject}».")
+    click.echo(
+        _(
+            "Run %(run_id)s (%(key)s) prepared again: «%(subject)s».",
+            run_id=progress.run_id,
+            key=progress.key,
+            subject=progress.subject,
+        )
+    )
     if not detach:
         drive_run(app.config, engine, progress.run_id)
 
@@ -112,8 +126,11 @@ def send_cancel(app: AppContext, run_id: int | None) -> None:
             session, app.config, sends.resolve_run_id(session, run_id), utc_now()
         )
     click.echo(
-        f"Send cancelled: issue #{cancelled.issue_number} withdrawn, "
-        f"{cancelled.links_requeued} links back in the queue."
+        _(
+            "Send cancelled: issue #%(number)s withdrawn, %(links)s links back in the queue.",
+            number=cancelled.issue_number,
+            links=cancelled.links_requeued,
+        )
     )
 
 
@@ -163,7 +180,10 @@ def send_status(app: AppContext, run_id: int | None) -> None:
     """Counts by state, sending rate, estimated time left and the last errors of a send."""
     with transaction(app.engine()) as session:
         progress = sends.send_progress(session, sends.resolve_run_id(session, run_id), utc_now())
+        figures = inbound.deliverability(session, progress.run_id)  # the return path
     for line in describe(progress):
+        click.echo(line)
+    for line in deliverability_lines(figures):
         click.echo(line)
 
 
@@ -176,6 +196,7 @@ def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> No
     """Who got issue NUMBER and who did not: one line per recipient."""
     with transaction(app.engine()) as session:
         rows = sends.issue_send_report(session, number, status)
+        figures = inbound.issue_deliverability(session, number)  # the return path
     if fmt == "csv":
         for chunk in sends.report_csv(rows):
             click.echo(chunk, nl=False)
@@ -185,6 +206,8 @@ def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> No
         error = f"  {row.last_error}" if row.last_error else ""
         click.echo(f"{row.email:40} {row.status:8} {row.attempts:>2} {sent}{error}")
     click.echo(f"{len(rows)} deliveries.")
+    for line in deliverability_lines(figures):
+        click.echo(line)
 
 
 @main.command("worker")

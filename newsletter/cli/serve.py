@@ -17,7 +17,7 @@ import click
 import uvicorn
 from sqlalchemy import Engine
 
-from newsletter.cli.base import AppContext, WholeNumber, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
 from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.sending.catcher import catcher_service
@@ -44,6 +44,14 @@ async def _schedule(config: Config, engine: Engine) -> AsyncIterator[Any]:
         yield scheduler
 
 
+@contextlib.asynccontextmanager
+async def _inbound(config: Config, engine: Engine) -> AsyncIterator[Any]:
+    from newsletter.services.inbound_intake import inbound_service
+
+    async with inbound_service(config, engine) as intake:
+        yield intake
+
+
 # ---------------------------------------------------------------------------------------------
 # SERVICES: the long-running services `serve` runs beside the web app, started in this order
 # and stopped in reverse. Other modules: append `("name", factory)` here.
@@ -52,6 +60,7 @@ SERVICES: list[tuple[str, ServiceFactory]] = [
     ("catcher", catcher_service),  # embedded SMTP catcher, only when [smtp] host is empty
     ("sender", _delivery),  # delivery worker: sends every running send run
     ("scheduler", _schedule),  # the weekly schedule (APScheduler is only the clock)
+    ("inbound", _inbound),  # the return path: LMTP intake and IMAP poll, when configured
 ]
 
 
@@ -140,8 +149,12 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
     # APScheduler logs every run of the minute job at INFO; editors need only its problems.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if config.catcher_enabled:
+        outbox = f"http://{host}:{port}/outbox"
         click.echo(
-            f"No SMTP relay configured: catching mail on 127.0.0.1:"
-            f"{config.get('smtp', 'catcher_port')}, shown at http://{host}:{port}/outbox"
+            _(
+                "No SMTP relay configured: catching mail on 127.0.0.1:%(port)s, shown at %(url)s",
+                port=config.get("smtp", "catcher_port"),
+                url=outbox,
+            )
         )
     asyncio.run(run_server(config, engine, host, port))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, _, main, pass_app
 from newsletter.config import load_config, render_config_file
 from newsletter.db import make_engine, upgrade_database
 from newsletter.errors import ConflictError
@@ -32,12 +32,18 @@ def init(app: AppContext, force: bool, no_examples: bool) -> None:
     config = load_config(path)
     engine = make_engine(config.database_url)
     upgrade_database(engine)
-    click.echo(f"Wrote {path} and created the database ({config.database_url}).")
+    click.echo(
+        _(
+            "Wrote %(path)s and created the database (%(url)s).",
+            path=str(path),
+            url=config.database_url,
+        )
+    )
     if not no_examples:
         from newsletter.examples import queue_example_content
 
         queued = queue_example_content(engine)
-        click.echo(f"Queued {queued} example links for the next issue.")
+        click.echo(_("Queued %(count)s example links for the next issue.", count=queued))
 
 
 @main.group()
@@ -51,4 +57,4 @@ def db_upgrade(app: AppContext) -> None:
     """Apply pending migrations."""
     engine = app.engine(require_schema=False)
     upgrade_database(engine)
-    click.echo("Database is up to date.")
+    click.echo(_("Database is up to date."))

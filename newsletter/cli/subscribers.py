@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, _, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.sending import TransactionalMailer
@@ -53,13 +53,19 @@ def add(app: AppContext, email: str, name: str, confirmed: bool, source: str) ->
         if mail is not None:
             mailer = TransactionalMailer(config)
             asyncio.run(subscriber_service.send_confirmation(mailer, mail))
-        click.echo(f"Added {email} as pending; a confirmation email was sent.")
+        click.echo(_("Added %(email)s as pending; a confirmation email was sent.", email=email))
         return
     with transaction(engine) as session:
         subscriber = subscriber_service.add_confirmed(
             session, config, email=email, name=name, source=source, now=now
         )
-    click.echo(f"Added {subscriber.email} as active (consent source: {source}).")
+    click.echo(
+        _(
+            "Added %(email)s as active (consent source: %(source)s).",
+            email=subscriber.email,
+            source=source,
+        )
+    )
 
 
 @subscribers.command("import")
@@ -87,8 +93,9 @@ def import_(
     result = subscriber_service.import_subscribers(
         app.engine(), app.config, text, str(file), options, utc_now()
     )
-    prefix = "Dry run, nothing changed. " if result.dry_run else ""
-    click.echo(f"{prefix}Read {result.rows} rows from {file}.")
+    if result.dry_run:
+        click.echo(_("Dry run, nothing changed."))
+    click.echo(_("Read %(count)s rows from %(file)s.", count=result.rows, file=str(file)))
     for line in result.report:
         click.echo(line)
 
@@ -130,7 +137,7 @@ def show(app: AppContext, email: str) -> None:
         data = store.export_person(session, email)
     for key, value in data["subscriber"].items():
         click.echo(f"{key}: {value if value is not None else '-'}")
-    click.echo("consent log:")
+    click.echo(_("consent log:"))
     for event in data["consent_log"]:
         where = ", ".join(
             f"{k}={event[k]}" for k in ("source", "ip", "consent_text_version") if event[k]
@@ -148,7 +155,10 @@ def remove(app: AppContext, email: str) -> None:
         subscriber = store.get_subscriber(session, email)
         context = store.ConsentContext(source="editor", detail="removed by an editor")
         changed = store.deactivate(session, app.config.secret_key, subscriber, now, context)
-    click.echo(f"Unsubscribed {email}." if changed else f"{email} was already unsubscribed.")
+    if changed:
+        click.echo(_("Unsubscribed %(email)s.", email=email))
+    else:
+        click.echo(_("%(email)s was already unsubscribed.", email=email))
 
 
 @subscribers.command("erase")
@@ -159,7 +169,8 @@ def erase(app: AppContext, email: str, yes: bool) -> None:
     """Delete everything personal about EMAIL; keep only a keyed hash so no import re-adds it."""
     if not yes:
         click.confirm(
-            f"Erase every personal datum about {email}? This cannot be undone", abort=True
+            _("Erase every personal datum about %(email)s? This cannot be undone", email=email),
+            abort=True,
         )
     engine = app.engine()
     with transaction(engine) as session:
@@ -172,7 +183,7 @@ def erase(app: AppContext, email: str, yes: bool) -> None:
             raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
         finally:
             raw.close()
-    click.echo(f"Erased {email}; only a keyed hash of the address is kept.")
+    click.echo(_("Erased %(email)s; only a keyed hash of the address is kept.", email=email))
 
 
 @subscribers.command("stats")
@@ -183,4 +194,4 @@ def stats(app: AppContext) -> None:
         counts = store.count_by_status(session)
     for status, count in counts.items():
         click.echo(f"{status}: {count}")
-    click.echo(f"total: {sum(counts.values())}")
+    click.echo(_("total: %(count)s", count=sum(counts.values())))

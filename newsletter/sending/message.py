@@ -59,6 +59,8 @@ class Recipient:
     email: str
     name: str = ""
     unsubscribe_url: str = ""
+    # The signed ``unsubscribe+TOKEN@domain`` of the mailto: List-Unsubscribe ("": the From).
+    unsubscribe_mailto: str = ""
 
 
 def check_header_value(value: str, field: str) -> str:
@@ -274,8 +276,7 @@ class MessageTemplate:
         from_name = str(config.get("list", "from_name")) or list_name
         reply_to = str(config.get("list", "reply_to"))
         id_domain = check_header_value(str(config.get("list", "id_domain")), "[list] id_domain")
-        mailto = str(config.get("list", "unsubscribe_mailto")) or from_address
-        check_header_value(mailto, "[list] unsubscribe_mailto")
+        mailto = from_address
         boundary = "=_sunday_" + os.urandom(12).hex()
 
         def line(name: str, value: str) -> bytes:
@@ -332,7 +333,11 @@ class MessageTemplate:
             self.head_list,
         ]
         if self.list_mail:
-            parts.append(f"List-Unsubscribe: <{url}>,\r\n {self.mailto}\r\n".encode())
+            mailto = self.mailto
+            if recipient.unsubscribe_mailto:
+                address = check_header_value(recipient.unsubscribe_mailto, "unsubscribe mailto")
+                mailto = f"<mailto:{address}?subject=unsubscribe>"
+            parts.append(f"List-Unsubscribe: <{url}>,\r\n {mailto}\r\n".encode())
         parts.append(self.head_tail)
         parts.append(self.text_open)
         plain = {UNSUBSCRIBE_URL_PLACEHOLDER: url, RECIPIENT_EMAIL_PLACEHOLDER: recipient.email}

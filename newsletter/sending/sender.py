@@ -25,6 +25,7 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import NewsletterError
+from newsletter.returnpath import ReturnPurpose, return_address
 from newsletter.sending.ledger import (
     Claim,
     Outcome,
@@ -153,7 +154,11 @@ def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
 
     def build(claim: Claim, now: datetime) -> bytes:
         token = make_unsubscribe_token(secret, claim.subscriber_id)
-        recipient = Recipient(claim.email, claim.name, f"{base_url}/u/{token}")
+        # The mailto: unsubscribe is a signed return address (issue 10: the return path).
+        mailto = return_address(
+            config, ReturnPurpose.UNSUBSCRIBE, message.run_id, claim.subscriber_id
+        )
+        recipient = Recipient(claim.email, claim.name, f"{base_url}/u/{token}", mailto)
         return template.for_recipient(recipient, now)
 
     return build
@@ -188,7 +193,6 @@ class Sender:
             soft_bounce_limit=int(config.get("subscribers", "soft_bounce_limit")),
             secret=config.secret_key,
         )
-        self.envelope_from = str(config.get("list", "from_address"))
         self.builders: dict[int, BuildFn] = {}
         self.breaker_paused: set[int] = set()
         self.stats = SenderStats()
@@ -308,7 +312,10 @@ class Sender:
             self.breaker.record(run_id, False, exc.message)
             return Outcome(*ids, OutcomeKind.FAILED, f"message not built: {exc.message}")
         try:
-            await self.pool.send(self.envelope_from, claim.email, data)
+            envelope = return_address(
+                self.config, ReturnPurpose.BOUNCE, run_id, claim.subscriber_id
+            )
+            await self.pool.send(envelope, claim.email, data)
         except ConnectionFailure as exc:
             self.breaker.record(run_id, False, exc.message)
             return Outcome(*ids, OutcomeKind.RELEASED, exc.message)

@@ -18,7 +18,7 @@ from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.resources import STATIC_DIR
 from newsletter.services.schedule import schedule_state
-from newsletter.web import admin, outbox, public
+from newsletter.web import admin, hooks, outbox, public
 from newsletter.web import archive as public_archive
 from newsletter.web.api import app as editor_api
 from newsletter.web.security import (
@@ -50,6 +50,7 @@ def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         *outbox.routes,
+        *hooks.routes,  # provider webhooks of the return path (bounces, complaints)
         *admin.routes,
         *editor_api.routes,
         *public_archive.routes,
@@ -59,7 +60,12 @@ def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         Middleware(
-            BodySizeLimitMiddleware, prefix_limits={"/admin": 1024 * 1024, "/api": 1024 * 1024}
+            BodySizeLimitMiddleware,
+            prefix_limits={
+                "/admin": 1024 * 1024,
+                "/api": 1024 * 1024,
+                "/hooks": hooks.HOOKS_BODY_LIMIT,
+            },
         ),
         Middleware(CSRFMiddleware),
     ]

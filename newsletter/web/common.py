@@ -92,12 +92,12 @@ def error_text(config: Config, exc: NewsletterError) -> str:
     """``exc`` as a web page shows it: in the list's language, its field named by a
     translated label (or left out), never by a CLI flag."""
     _ = gettext(language_of(config))
-    message = exc.render(_, lambda where: "")
-    known = FIELD_LABELS.get(exc.where or "")
-    if not known:
-        return message
-    # French puts a narrow no-break space before the colon: the separator is translated too.
-    return _("%(field)s: %(message)s") % {"field": _(known), "message": message}
+
+    def label(where: str) -> str:
+        known = FIELD_LABELS.get(where)
+        return _(known) if known else ""
+
+    return exc.render(_, label)
 
 
 def consent_context(request: Request, source: str) -> ConsentContext:

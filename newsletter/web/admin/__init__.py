@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 
 from newsletter import resources
 from newsletter.web.admin import (
+    inbound_page,
     issue,
     preview,
     schedule_page,
@@ -39,6 +40,7 @@ def admin_routes() -> list[BaseRoute]:
         *sends.routes,
         *schedule_page.routes,
         *subscribers_page.routes,
+        *inbound_page.routes,  # the return path's inbound view
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="admin-static"),
     ]
 

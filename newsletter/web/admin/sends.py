@@ -17,7 +17,7 @@ from newsletter.config import Config
 from newsletter.errors import NewsletterError
 from newsletter.i18n import N_
 from newsletter.models import RunStatus
-from newsletter.services import sends
+from newsletter.services import inbound, sends
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import (
     error_flash,
@@ -100,9 +100,11 @@ async def _send_page(
         progress, recoverable = await run_db(request, load)
     except NewsletterError as exc:
         return render_page(request, "error.html", error_flash(request, exc), 404)
+    figures = await run_db(request, lambda s: inbound.deliverability(s, run_id).as_dict())
     context = {
         "p": progress,
         "d": progress.as_json(),
+        "dv": figures,  # deliverability figures (the return path)
         "refresh": REFRESH_SECONDS if progress.status == RunStatus.RUNNING else None,
         "recoverable": recoverable,
         "flash": SEND_DONE.get(request.query_params.get("done", ""), ""),

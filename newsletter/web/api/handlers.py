@@ -18,8 +18,8 @@ from newsletter.config import Config
 from newsletter.errors import NotFoundError
 from newsletter.models import Link
 from newsletter.schedule.policy import parse_local_date, parse_local_datetime
+from newsletter.services import inbound, sends
 from newsletter.services import schedule as schedule_commands
-from newsletter.services import sends
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import ImportOptions
 from newsletter.web.api.validation import MAX_ID
@@ -174,8 +174,14 @@ async def list_sends(request: Request) -> Response:
 
 async def get_send(request: Request) -> Response:
     run_id = path_id(request, "run_id")
-    progress = await run_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
-    return ok(progress.as_json())
+
+    def work(session: Session) -> dict[str, Any]:
+        data = sends.send_progress(session, run_id, utc_now()).as_json()
+        # The return path: what came back after the send.
+        data["deliverability"] = inbound.deliverability(session, run_id).as_dict()
+        return data
+
+    return ok(await run_db(request, work))
 
 
 async def pause_send(request: Request) -> Response:

@@ -70,6 +70,30 @@ PROGRESS = obj(
             "type": "array",
             "items": obj({"email": {"type": "string"}, "error": {"type": "string"}}),
         },
+        # The return path: what came back after the send (bounces, complaints, unsubscribes).
+        "deliverability": obj(
+            {
+                **{
+                    name: INT
+                    for name in (
+                        "delivered",
+                        "hard_bounced",
+                        "soft_bounced",
+                        "complained",
+                        "unsubscribed",
+                    )
+                },
+                **{
+                    name: {"type": "number"}
+                    for name in (
+                        "hard_bounce_rate",
+                        "soft_bounce_rate",
+                        "complaint_rate",
+                        "unsubscribe_rate",
+                    )
+                },
+            }
+        ),
     },
     ("run_id", "status", "total", "sent", "failed", "pending", "rate", "eta_seconds"),
 )

@@ -1,0 +1,155 @@
+"""``newsletter inbound``: the return path from the command line.
+
+``newsletter inbound`` runs the LMTP intake; ``inbound deliver`` takes one message on standard
+input (Postfix ``pipe``, ``.forward``, procmail); ``inbound poll`` reads the IMAP bounce
+mailbox once; ``inbound list`` and ``inbound show`` are the editors' inbound view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.clock import utc_now
+from newsletter.db import transaction
+from newsletter.inbound.figures import Deliverability
+from newsletter.inbound.models import InboundKind
+from newsletter.services.inbound import get_inbound, list_inbound, receive_message
+
+EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
+
+
+@main.group(invoke_without_command=True)
+@click.option("--host", default=None, help="Listen address (default: [bounces] lmtp_host).")
+@click.option("--port", default=None, type=int, help="Listen port (default: [bounces] lmtp_port).")
+@click.pass_context
+def inbound(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Bounces, complaints and mailto unsubscribes. Alone: run the LMTP intake."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.find_object(AppContext)
+    assert app is not None
+    config, engine = app.config, app.engine()
+    listen_host = host or str(config.get("bounces", "lmtp_host"))
+    listen_port = int(config.get("bounces", "lmtp_port")) if port is None else port
+    click.echo(f"LMTP intake listening on {listen_host}:{listen_port} (Ctrl-C to stop)")
+
+    async def serve() -> None:
+        from newsletter.services.inbound_intake import lmtp_intake
+
+        intake = lmtp_intake(config, engine, host=listen_host, port=listen_port)
+        await intake.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await intake.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+@inbound.command("deliver")
+@click.option(
+    "--recipient",
+    "recipients",
+    multiple=True,
+    help="Envelope recipient (Postfix pipe: ${recipient}); default: $ORIGINAL_RECIPIENT.",
+)
+@click.option("--sender", default=None, help="Envelope sender (Postfix pipe: ${sender}).")
+@pass_app
+def deliver(app: AppContext, recipients: Sequence[str], sender: str | None) -> None:
+    """Take one message on standard input. Exit 0: recorded; 75: try again later."""
+    raw = sys.stdin.buffer.read()
+    envelope_to = (
+        list(recipients)
+        or [
+            value for name in ("ORIGINAL_RECIPIENT", "RECIPIENT") if (value := os.environ.get(name))
+        ][:1]
+    )
+    envelope_from = sender if sender is not None else os.environ.get("SENDER", "")
+    try:
+        received = receive_message(
+            app.engine(),
+            app.config,
+            raw,
+            source="stdin",
+            envelope_from=envelope_from,
+            envelope_to=envelope_to,
+            now=utc_now(),
+        )
+    except Exception as exc:
+        click.echo(f"not recorded, try again later: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    click.echo(f"recorded #{received.id}: {received.kind}, {received.action}")
+
+
+@inbound.command("poll")
+@pass_app
+def poll(app: AppContext) -> None:
+    """Read the IMAP bounce mailbox once ([bounces] imap_*)."""
+    from newsletter.services.inbound_intake import poll_imap
+
+    report = poll_imap(app.engine(), app.config, now_fn=utc_now)
+    click.echo(
+        f"{report.fetched} new message(s): {report.moved} classified and moved to "
+        f"{report.processed_folder!r}, {report.kept} left in place"
+    )
+
+
+@inbound.command("list")
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in InboundKind]),
+    default=None,
+    help="Only this classification (e.g. unclassified: the ones to read).",
+)
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@pass_app
+def list_command(app: AppContext, kind: str | None, limit: int) -> None:
+    """The latest inbound messages: how each was classified and what was done."""
+    with transaction(app.engine()) as session:
+        rows = list_inbound(session, kind=kind, limit=limit)
+    if not rows:
+        click.echo("No inbound messages.")
+        return
+    tz = app.config.timezone
+    for row in rows:
+        when = row.received_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        ref = f" send {row.run_id}" if row.run_id else ""
+        click.echo(f"#{row.id} {when} {row.source:<8} {row.kind:<12} {row.action:<12}{ref}")
+        click.echo(f"    {row.header_from[:60]} | {row.subject[:70]}")
+        if row.detail:
+            click.echo(f"    {row.detail[:150]}")
+
+
+@inbound.command("show")
+@click.argument("message_id", type=int)
+@pass_app
+def show(app: AppContext, message_id: int) -> None:
+    """One inbound message, as received."""
+    with transaction(app.engine()) as session:
+        detail = get_inbound(session, message_id)
+    row = detail.row
+    click.echo(f"#{row.id} {row.source} {row.kind} {row.action} {detail.status_code}")
+    click.echo(f"envelope: {detail.envelope_from} -> {detail.envelope_to}")
+    click.echo(f"detail: {row.detail}")
+    click.echo("")
+    click.echo(detail.text)
+
+
+def deliverability_lines(figures: Deliverability) -> list[str]:
+    """A send's deliverability figures, for ``send status`` and ``deliveries N``."""
+    d = figures.as_dict()
+    return [
+        f"  delivered {d['delivered']}, hard bounces {d['hard_bounced']} "
+        f"({d['hard_bounce_rate']:.1%}), soft bounces {d['soft_bounced']} "
+        f"({d['soft_bounce_rate']:.1%})",
+        f"  complaints {d['complained']} ({d['complaint_rate']:.2%}), "
+        f"unsubscribed since {d['unsubscribed']} ({d['unsubscribe_rate']:.1%})",
+    ]

@@ -1,0 +1,135 @@
+"""A throwaway Dovecot IMAP server on loopback for the IMAP poll tests (Debian's
+``dovecot-imapd``, installed by ``.ci/run``): its own config, users and Maildirs in a temp
+folder, one user ``bounces`` with a plain password, no TLS."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.harness import free_port
+
+USER, PASSWORD = "bounces", "imap-test-password"
+
+
+class DovecotUnavailable(RuntimeError):
+    pass
+
+
+def _dovecot() -> str:
+    for candidate in (shutil.which("dovecot"), "/usr/sbin/dovecot"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise DovecotUnavailable("dovecot is not installed (apt-get install dovecot-imapd)")
+
+
+class Dovecot:
+    """``dovecot -F`` with a config in a temp folder, listening on 127.0.0.1:``port``."""
+
+    def __init__(self) -> None:
+        self.binary = _dovecot()
+        self.dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _identities(self) -> tuple[str, str, int, int]:
+        """(internal user, login user, mail uid, mail gid): Dovecot's own users when run as
+        root, the current user otherwise."""
+        if os.geteuid() == 0:
+            internal = pwd.getpwnam("dovecot")
+            login = pwd.getpwnam("dovenull").pw_name
+            return internal.pw_name, login, internal.pw_uid, internal.pw_gid
+        me = pwd.getpwuid(os.geteuid())
+        return me.pw_name, me.pw_name, me.pw_uid, me.pw_gid
+
+    def start(self) -> Dovecot:
+        try:
+            internal, login, uid, gid = self._identities()
+        except KeyError as exc:
+            raise DovecotUnavailable(f"no dovecot system user: {exc}") from None
+        for sub in ("run", "state", "mail"):
+            (self.dir / sub).mkdir()
+        (self.dir / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
+        os.chmod(self.dir, 0o755)
+        os.chown(self.dir / "mail", uid, gid)
+        config = self.dir / "dovecot.conf"
+        config.write_text(
+            f"""
+base_dir = {self.dir}/run
+state_dir = {self.dir}/state
+log_path = {self.dir}/dovecot.log
+listen = 127.0.0.1
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {internal}
+default_login_user = {login}
+first_valid_uid = {min(uid, 100) or 1}
+mail_location = maildir:{self.dir}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.dir}/users
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={self.dir}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+        )
+        self.process = subprocess.Popen(
+            [self.binary, "-F", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise DovecotUnavailable(f"dovecot exited: {err.strip()[:500]} {self.log()}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
+            ):
+                if sock.recv(100).startswith(b"* OK"):
+                    return self
+            time.sleep(0.05)
+        raise DovecotUnavailable(f"dovecot did not listen in time: {self.log()}")
+
+    def log(self) -> str:
+        path = self.dir / "dovecot.log"
+        return path.read_text(errors="replace")[-1000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
