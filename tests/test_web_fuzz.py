@@ -87,6 +87,7 @@ ADMIN_PAGES = [
     "/admin/subscribers/export.csv?status={id}",
     "/admin/issue/preview.txt?intro={id}",
     "/admin/issue?done={id}",
+    "/admin/inbound/{id}",
 ]
 PUBLIC_PAGES = [
     "/archive/{id}",
@@ -230,11 +231,21 @@ def test_admin_forms_never_answer_500(site: Site) -> None:
     assert not found, f"{len(found)} server errors:\n" + "\n".join(found)
 
 
+def _hooks(site: Site) -> Iterator[tuple[str, Any]]:
+    client = make_client(site.config, site.engine)
+    headers = {"content-type": "application/json"}
+    for path in ("/hooks/ses", "/hooks/postmark", "/hooks/mailgun"):
+        for text in HOSTILE_JSON:
+            yield f"POST {path} {text[:20]}", client.post(path, content=text, headers=headers)
+
+
 def test_public_pages_never_answer_500(site: Site) -> None:
-    """Hostile path ids, query strings and subscribe-form values get a 4xx or a page."""
+    """Hostile path ids, query strings, subscribe-form values and webhook bodies get a 4xx
+    or a page."""
     client = make_client(site.config, site.engine)
     found = _server_errors(_pages(site, PUBLIC_PAGES, client))
     found += _server_errors(_public_forms(site))
+    found += _server_errors(_hooks(site))
     assert not found, f"{len(found)} server errors:\n" + "\n".join(found)
 
 
