@@ -39,6 +39,9 @@ CLI_FLAGS = {
     "name": "--name",
     "password": "password",
     "port": "--port",
+    "link_id": "LINK_ID",
+    "position": "POSITION",
+    "number": "NUMBER",
     "yes": "--yes",
     "run": "--run",
 }
