@@ -101,3 +101,13 @@ def test_inbound_show_prints_the_message(site: tuple[Config, Engine, int]) -> No
     config, _, _ = site
     result = CliRunner().invoke(main, ["--config", str(config.path), "inbound", "show", "5"])
     assert result.exit_code == 0 and "unclassified" in result.output and "Bravo" in result.output
+
+
+def test_send_status_figures_speak_french(site: tuple[Config, Engine, int]) -> None:
+    """In a French locale, ``send status`` gives the figures in French."""
+    config, _, _ = site
+    result = CliRunner().invoke(
+        main, ["--config", str(config.path), "send", "status"], env={"LANGUAGE": "fr"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "remis 37, rebonds définitifs 3 (7.5%)" in result.output

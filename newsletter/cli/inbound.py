@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import click
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, _, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.inbound.figures import Deliverability
@@ -38,7 +38,13 @@ def inbound(ctx: click.Context, host: str | None, port: int | None) -> None:
     config, engine = app.config, app.engine()
     listen_host = host or str(config.get("bounces", "lmtp_host"))
     listen_port = int(config.get("bounces", "lmtp_port")) if port is None else port
-    click.echo(f"LMTP intake listening on {listen_host}:{listen_port} (Ctrl-C to stop)")
+    click.echo(
+        _(
+            "LMTP intake listening on %(host)s:%(port)s (Ctrl-C to stop)",
+            host=listen_host,
+            port=listen_port,
+        )
+    )
 
     async def serve() -> None:
         from newsletter.services.inbound_intake import lmtp_intake
@@ -84,9 +90,16 @@ def deliver(app: AppContext, recipients: Sequence[str], sender: str | None) -> N
             now=utc_now(),
         )
     except Exception as exc:
-        click.echo(f"not recorded, try again later: {exc}", err=True)
+        click.echo(_("not recorded, try again later: %(error)s", error=str(exc)), err=True)
         sys.exit(EX_TEMPFAIL)
-    click.echo(f"recorded #{received.id}: {received.kind}, {received.action}")
+    click.echo(
+        _(
+            "recorded #%(id)s: %(kind)s, %(action)s",
+            id=received.id,
+            kind=_(received.kind),
+            action=_(received.action),
+        )
+    )
 
 
 @inbound.command("poll")
@@ -97,8 +110,14 @@ def poll(app: AppContext) -> None:
 
     report = poll_imap(app.engine(), app.config, now_fn=utc_now)
     click.echo(
-        f"{report.fetched} new message(s): {report.moved} classified and moved to "
-        f"{report.processed_folder!r}, {report.kept} left in place"
+        _(
+            "%(fetched)s new message(s): %(moved)s classified and moved to %(folder)s, "
+            "%(kept)s left in place",
+            fetched=report.fetched,
+            moved=report.moved,
+            folder=report.processed_folder,
+            kept=report.kept,
+        )
     )
 
 
@@ -116,7 +135,7 @@ def list_command(app: AppContext, kind: str | None, limit: int) -> None:
     with transaction(app.engine()) as session:
         rows = list_inbound(session, kind=kind, limit=limit)
     if not rows:
-        click.echo("No inbound messages.")
+        click.echo(_("No inbound messages."))
         return
     tz = app.config.timezone
     for row in rows:
@@ -146,10 +165,21 @@ def show(app: AppContext, message_id: int) -> None:
 def deliverability_lines(figures: Deliverability) -> list[str]:
     """A send's deliverability figures, for ``send status`` and ``deliveries N``."""
     d = figures.as_dict()
+    rates = {key: f"{d[key]:.1%}" for key in ("hard_bounce_rate", "soft_bounce_rate")}
+    rates.update(complaint_rate=f"{d['complaint_rate']:.2%}")
+    rates.update(unsubscribe_rate=f"{d['unsubscribe_rate']:.1%}")
+    values = {**d, **rates}
     return [
-        f"  delivered {d['delivered']}, hard bounces {d['hard_bounced']} "
-        f"({d['hard_bounce_rate']:.1%}), soft bounces {d['soft_bounced']} "
-        f"({d['soft_bounce_rate']:.1%})",
-        f"  complaints {d['complained']} ({d['complaint_rate']:.2%}), "
-        f"unsubscribed since {d['unsubscribed']} ({d['unsubscribe_rate']:.1%})",
+        "  "
+        + _(
+            "delivered %(delivered)s, hard bounces %(hard_bounced)s (%(hard_bounce_rate)s), "
+            "soft bounces %(soft_bounced)s (%(soft_bounce_rate)s)",
+            **values,
+        ),
+        "  "
+        + _(
+            "complaints %(complained)s (%(complaint_rate)s), "
+            "unsubscribed since %(unsubscribed)s (%(unsubscribe_rate)s)",
+            **values,
+        ),
     ]
