@@ -64,13 +64,20 @@ def translations(language: str) -> Translations:
     """The gettext translations of ``language``, read from its ``.po`` file once per process.
 
     English, or a language with no catalogue, gives the msgids themselves. Fuzzy entries are
-    left out, as ``msgfmt`` would.
+    left out, as ``msgfmt`` would. Translations get the language's ``typography`` (French
+    narrow no-break spaces), so the catalogue itself can be typed with plain spaces.
     """
     try:
         with open(catalogue_path(language), "rb") as po:
             catalogue = read_po(po, locale=_LOCALES.get(language, language), domain=DOMAIN)
     except FileNotFoundError:
         return _gettext.NullTranslations()
+    for message in catalogue:
+        # The catalogue is written with plain spaces; the pages get the language's spacing.
+        if isinstance(message.string, str):
+            message.string = typography(message.string, language)
+        elif message.string:
+            message.string = tuple(typography(form, language) for form in message.string)
     compiled = BytesIO()
     write_mo(compiled, catalogue, use_fuzzy=False)
     compiled.seek(0)

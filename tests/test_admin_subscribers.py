@@ -63,10 +63,12 @@ def test_counts_search_filter_and_chart(admin: Admin) -> None:
     this week's joins, leaves and bounces."""
     page = admin.client.get("/admin/subscribers")
     assert page.status_code == 200
-    assert "<strong>2</strong>" in page.text  # two active
+    assert "actif\u202f: 2</a>" in page.text  # two active
     assert page.text.count("<svg") == 1
-    assert "joins: 2</title>" in page.text and "leaves: 1</title>" in page.text
-    assert "bounces: 1</title>" in page.text
+    assert "arrivées\u202f: 2</title>" in page.text and "départs\u202f: 1</title>" in page.text
+    assert "rebonds\u202f: 1</title>" in page.text
+    numbers = page.text.split('id="chart-table"')[1]
+    assert '<td class="num">2</td><td class="num">1</td><td class="num">1</td>' in numbers
     found = admin.client.get("/admin/subscribers", params={"q": "BÉA"})
     assert "bea@example.org" in found.text and "ana@example.org" not in found.text
     found = admin.client.get("/admin/subscribers", params={"status": "unsubscribed"})

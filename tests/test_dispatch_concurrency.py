@@ -79,7 +79,8 @@ async def test_pause_notice_is_sent_once(
     messages = smtp_server.wait_for(2)
     assert len(smtp_server.received()) == 2
     parsed = messages[0].parsed()
-    assert parsed["Subject"] == "Les liens CivicTech : pause jusqu’au dimanche 6 septembre 2026"
+    subject = "Les liens CivicTech\u202f: pause jusqu’au dimanche 6 septembre 2026"
+    assert parsed["Subject"] == subject
     text = parsed.get_body(("plain",)).get_content()
     assert "le prochain numéro partira le dimanche 6 septembre 2026" in text
     assert "L’équipe part en vacances." in text

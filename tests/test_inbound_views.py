@@ -80,8 +80,8 @@ def test_send_page_shows_figures_and_the_rate_banner(site: tuple[Config, Engine,
     page = admin.client.get(f"/admin/sends/{run_id}")
     assert page.status_code == 200
     assert 'id="rate-banner"' in page.text
-    assert '<td id="dv-hard">3 (7.5 %)</td>' in page.text
-    assert '<td id="dv-complained">1 (2.70 %)</td>' in page.text
+    assert '<td id="dv-hard">3 (7,5\u202f%)</td>' in page.text
+    assert '<td id="dv-complained">1 (2,70\u202f%)</td>' in page.text
 
 
 def test_api_send_carries_deliverability(site: tuple[Config, Engine, int]) -> None:

@@ -86,7 +86,7 @@ def test_serve_process_healthz_outbox_and_catcher(
     as HTML (CSP sandbox) and text; SIGTERM stops the process cleanly."""
     base = f"http://127.0.0.1:{catcher_config.get('web', 'port')}"
     assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
-    assert "No message yet" in httpx.get(f"{base}/outbox").text
+    assert "Aucun message intercepté" in httpx.get(f"{base}/outbox").text
     port = int(catcher_config.get("smtp", "catcher_port"))
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         smtp.send_message(caught_message())
@@ -98,7 +98,8 @@ def test_serve_process_healthz_outbox_and_catcher(
     html = httpx.get(f"{base}/outbox/{stored.name}/html")
     assert html.status_code == 200
     assert "<b>HTML</b>" in html.text
-    assert html.headers["content-security-policy"].startswith("sandbox;")
+    assert html.headers["content-security-policy"].startswith("sandbox ")
+    assert "allow-scripts" not in html.headers["content-security-policy"]
     assert "script-src" not in html.headers["content-security-policy"]
     text = httpx.get(f"{base}/outbox/{stored.name}/text")
     assert text.text.strip() == "Bonjour, voici le texte."

@@ -95,6 +95,8 @@ PUBLIC_PAGES = [
     "/u/{id}",
     "/outbox/{id}",
     "/archive?offset={id}",
+    "/r/{id}/{id}",
+    "/r/1/{id}",
 ]
 API_PATHS = [
     ("GET", "/api/links/{id}"),

@@ -7,6 +7,7 @@ pipeline work end to end without sending anything anywhere.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -26,6 +27,10 @@ from newsletter.errors import NotFoundError
 
 CATCHER_HOST = "127.0.0.1"
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+# aiosmtpd logs about a dozen DEBUG/INFO lines per connection under this name; the catcher
+# says one line per caught message instead.
+AIOSMTPD_LOGGER = "mail.log"
+logger = logging.getLogger(__name__)
 # Names the catcher writes: UTC time, then random hex. Anything else is never served.
 EML_NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{8}\.eml$")
 
@@ -38,7 +43,13 @@ class CatcherHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = bytes(envelope.original_content or b"")
-        await asyncio.to_thread(store_message, self.folder, data, datetime.now(UTC))
+        path = await asyncio.to_thread(store_message, self.folder, data, datetime.now(UTC))
+        logger.info(
+            "caught a message for %s (%d bytes): /outbox/%s",
+            ", ".join(envelope.rcpt_tos),
+            len(data),
+            path.name,
+        )
         return "250 Message accepted for delivery (caught, not delivered)"
 
 
@@ -150,6 +161,7 @@ async def catcher_service(config: Config, engine: Engine) -> AsyncIterator[MailC
     if not config.catcher_enabled:
         yield None
         return
+    logging.getLogger(AIOSMTPD_LOGGER).setLevel(logging.WARNING)
     catcher = MailCatcher(catcher_dir(config), int(config.get("smtp", "catcher_port")))
     await catcher.start()
     try:

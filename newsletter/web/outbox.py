@@ -1,4 +1,5 @@
-"""``/outbox``: the messages the embedded catcher caught, each viewable as HTML and as text.
+"""``/outbox``: the messages the embedded catcher caught, in the dashboard's style and language:
+each shown as its HTML first (its links clickable), then its links, headers and text.
 
 Only there when the catcher runs (no ``[smtp] host``), and only to loopback clients: caught mail
 holds personal unsubscribe links. A message's HTML is served with a CSP ``sandbox`` and no
@@ -8,6 +9,7 @@ script, network or form permissions, so a hostile message cannot act in this ori
 from __future__ import annotations
 
 from email.message import EmailMessage
+from html.parser import HTMLParser
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -18,14 +20,14 @@ from starlette.routing import BaseRoute, Route
 from newsletter.config import Config
 from newsletter.errors import NotFoundError
 from newsletter.sending.catcher import CaughtMessage, catcher_dir, list_caught, read_caught
-from newsletter.templating import make_environment
+from newsletter.web.admin.templating import render_page
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
-PAGE_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+# The message's own HTML: no script, no form, no network but a click on one of its links.
+MESSAGE_CSP = (
+    "sandbox allow-top-navigation-by-user-activation allow-popups "
+    "allow-popups-to-escape-sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 )
-MESSAGE_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 SHOWN_HEADERS = (
     "From",
     "To",
@@ -39,40 +41,54 @@ SHOWN_HEADERS = (
     "DKIM-Signature",
 )
 
-# English for now: the page is a developer tool, and its wording is not in the catalogues yet.
-_env = make_environment(None, "en", autoescape=True, strict=False)
-_PAGE = _env.from_string(
-    """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 60rem; padding: 0 1rem; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ddd; }
-pre { white-space: pre-wrap; background: #f6f6f6; padding: 1rem; overflow-wrap: anywhere; }
-td.h { font-weight: bold; white-space: nowrap; }
-</style></head><body>
-<p><a href="/outbox">Outbox</a></p>
-<h1>{{ title }}</h1>
-{% if messages is defined %}
-<p>Messages caught by the embedded SMTP catcher (nothing was delivered).
-{{ messages|length }} shown, newest first.</p>
-{% if messages %}<table><tr><th>Received (UTC)</th><th>To</th><th>Subject</th><th>Size</th></tr>
-{% for m in messages %}<tr><td>{{ m.received.strftime("%Y-%m-%d %H:%M:%S") }}</td>
-<td>{{ m.to }}</td><td><a href="/outbox/{{ m.name }}">{{ m.subject or "(no subject)" }}</a></td>
-<td>{{ (m.size / 1024)|round(1) }} KB</td></tr>
-{% endfor %}</table>{% else %}<p>No message yet.</p>{% endif %}
-{% else %}
-<p><a href="/outbox/{{ name }}/html">HTML</a> · <a href="/outbox/{{ name }}/text">Text</a>
-· <a href="/outbox/{{ name }}/raw">Raw</a></p>
-<table>{% for key, value in headers %}<tr><td class="h">{{ key }}</td><td>{{ value }}</td></tr>
-{% endfor %}</table>
-<h2>Text</h2><pre>{{ text }}</pre>
-{% endif %}
-</body></html>
-"""
-)
+
+class _LinkCollector(HTMLParser):
+    """The links of a message's HTML part: (address, text) for each ``<a href>``."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href") or None
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            text = " ".join("".join(self._text).split())
+            self.links.append((self._href, text or self._href))
+            self._href = None
+
+
+def message_links(html: str) -> list[tuple[str, str]]:
+    """The web links (http/https) of ``html``, in order, each once."""
+    collector = _LinkCollector()
+    collector.feed(html)
+    seen: set[str] = set()
+    links = []
+    for href, text in collector.links:
+        if href.startswith(("http://", "https://")) and href not in seen:
+            seen.add(href)
+            links.append((href, text))
+    return links
+
+
+def with_top_target(html: str) -> str:
+    """``html`` with ``<base target="_top">``: a click on a link in the framed message opens
+    the link in the whole tab (the sandbox allows that, on a click only)."""
+    base = '<base target="_top">'
+    lowered = html.lower()
+    at = lowered.find("<head>")
+    if at >= 0:
+        return html[: at + 6] + base + html[at + 6 :]
+    return base + html
 
 
 def _folder(request: Request) -> Path:
@@ -102,8 +118,7 @@ async def outbox_list(request: Request) -> Response:
     except NotFoundError:
         return _not_found()
     messages: list[CaughtMessage] = await run_in_threadpool(list_caught, folder)
-    html = _PAGE.render(title="Outbox", messages=messages)
-    return HTMLResponse(html, headers={"content-security-policy": PAGE_CSP})
+    return render_page(request, "outbox.html", {"messages": messages})
 
 
 async def _load(request: Request) -> tuple[EmailMessage, bytes] | None:
@@ -120,13 +135,16 @@ async def outbox_message(request: Request) -> Response:
         return _not_found()
     message, _ = loaded
     headers = [(name, str(message[name])) for name in SHOWN_HEADERS if message[name] is not None]
-    html = _PAGE.render(
-        title=str(message["Subject"] or "(no subject)"),
-        name=request.path_params["name"],
-        headers=headers,
-        text=_part(message, "plain"),
-    )
-    return HTMLResponse(html, headers={"content-security-policy": PAGE_CSP})
+    html_part = _part(message, "html")
+    context = {
+        "subject": str(message["Subject"] or ""),
+        "name": request.path_params["name"],
+        "headers": headers,
+        "has_html": bool(html_part),
+        "links": message_links(html_part),
+        "text": _part(message, "plain"),
+    }
+    return render_page(request, "outbox_message.html", context)
 
 
 async def outbox_html(request: Request) -> Response:
@@ -134,7 +152,7 @@ async def outbox_html(request: Request) -> Response:
     if loaded is None:
         return _not_found()
     headers = {"content-security-policy": MESSAGE_CSP, "x-frame-options": "SAMEORIGIN"}
-    return HTMLResponse(_part(loaded[0], "html"), headers=headers)
+    return HTMLResponse(with_top_target(_part(loaded[0], "html")), headers=headers)
 
 
 async def outbox_text(request: Request) -> Response:

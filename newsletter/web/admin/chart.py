@@ -3,8 +3,10 @@ script needed; the page's CSP allows none inline)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from html import escape
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -13,7 +15,9 @@ from sqlalchemy.orm import Session
 from subscribers.models import ConsentEvent, ConsentKind
 
 JOIN_KINDS = {ConsentKind.CONFIRMED, ConsentKind.RESUBSCRIBED, ConsentKind.IMPORTED}
-SERIES = (("joins", "#2b8a3e"), ("leaves", "#e67700"), ("bounces", "#c92a2a"))
+# The page's stylesheet colours the bars by class, alike in the legend; these are the fallback.
+SERIES = (("joins", "#2b8a3e"), ("leaves", "#b35900"), ("bounces", "#c92a2a"))
+TOOLTIP = "{week}, {series}: {value}"
 
 
 @dataclass(frozen=True)
@@ -47,32 +51,65 @@ def weekly_counts(session: Session, zone: ZoneInfo, now: datetime, weeks: int) -
     return [WeekCounts(week, *counts) for week, counts in sorted(buckets.items())]
 
 
-def chart_svg(weeks: list[WeekCounts], width: int = 720, height: int = 220) -> str:
-    """Grouped bars, one group per week. Pure string building with numbers and dates only,
-    so nothing user-supplied reaches the markup."""
-    pad_left, pad_bottom, pad_top = 32, 28, 10
+def _ticks(top: int) -> list[int]:
+    """Evenly spaced whole values from 0 to at least ``top`` for the count axis."""
+    step = max(1, -(-top // 3))
+    return list(range(0, top + step, step))
+
+
+def chart_svg(
+    weeks: list[WeekCounts],
+    labels: Mapping[str, str],
+    width: int = 560,
+    height: int = 240,
+) -> str:
+    """Grouped bars, one group per week, with a count axis and a week axis. ``labels`` names
+    each series, and ``labels["tooltip"]`` formats a bar's tooltip (``{week}``, ``{series}``,
+    ``{value}``), all already translated. Pure string building; the only
+    text that reaches the markup is escaped."""
+    pad_left, pad_bottom, pad_top, pad_right = 36, 30, 12, 8
     top = max([1] + [max(w.joins, w.leaves, w.bounces) for w in weeks])
+    ticks = _ticks(top)
+    top = max(top, ticks[-1])
     plot_h = height - pad_bottom - pad_top
-    group_w = (width - pad_left) / max(len(weeks), 1)
+    base_y = height - pad_bottom
+    group_w = (width - pad_left - pad_right) / max(len(weeks), 1)
     bar_w = group_w / (len(SERIES) + 1)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-        f'width="100%" class="chart">',
-        f'<text x="0" y="{pad_top + 8}" font-size="10">{top}</text>',
-        f'<line x1="{pad_left}" y1="{height - pad_bottom}" x2="{width}" '
-        f'y2="{height - pad_bottom}" stroke="#999"/>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'class="chart" aria-hidden="true" focusable="false">',
     ]
+    for value in ticks:
+        y = base_y - plot_h * value / top
+        parts.append(
+            f'<line class="grid" x1="{pad_left}" y1="{y:.1f}" x2="{width - pad_right}" '
+            f'y2="{y:.1f}"/><text x="{pad_left - 6}" y="{y + 4:.1f}" font-size="12" '
+            f'text-anchor="end">{value}</text>'
+        )
+    parts.append(f'<line x1="{pad_left}" y1="{base_y}" x2="{width - pad_right}" y2="{base_y}"/>')
     for i, week in enumerate(weeks):
-        x0 = pad_left + i * group_w
+        x0 = pad_left + i * group_w + bar_w / 2
         for j, (name, colour) in enumerate(SERIES):
             value = getattr(week, name)
             h = plot_h * value / top
-            parts.append(
-                f'<rect class="{name}" x="{x0 + j * bar_w:.1f}" y="{height - pad_bottom - h:.1f}" '
-                f'width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}">'
-                f"<title>{week.week.isoformat()} {name}: {value}</title></rect>"
+            title = escape(
+                str(labels.get("tooltip", TOOLTIP)).format(
+                    week=week.week.strftime("%d/%m"),
+                    series=str(labels.get(name, name)),
+                    value=value,
+                )
             )
-        label = week.week.strftime("%d/%m")
-        parts.append(f'<text x="{x0:.1f}" y="{height - 10}" font-size="9">{label}</text>')
+            parts.append(
+                f'<rect class="{name}" x="{x0 + j * bar_w:.1f}" y="{base_y - h:.1f}" '
+                f'width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}">'
+                f"<title>{title}</title></rect>"
+            )
+        if i % 2 == 0 or len(weeks) <= 8:
+            label = week.week.strftime("%d/%m")
+            x = x0 + bar_w * len(SERIES) / 2
+            parts.append(
+                f'<text x="{x:.1f}" y="{height - 10}" font-size="12" text-anchor="middle">'
+                f"{label}</text>"
+            )
     parts.append("</svg>")
     return "".join(parts)

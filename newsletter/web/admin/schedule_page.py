@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
+from newsletter.schedule.dispatch import schedule_of
 from newsletter.schedule.policy import parse_local_date, parse_local_datetime
 from newsletter.services import schedule as schedule_commands
 from newsletter.web.admin.auth import editor_required
@@ -21,6 +23,7 @@ from newsletter.web.admin.common import action_flash, field, page_status, run_ac
 from newsletter.web.admin.templating import render_page
 
 WEEKS_SHOWN = 8
+FORM_OF_ACTION = {"paused": "pause", "delayed": "delay", "skipped": "skip"}
 DONE_MESSAGES = {
     "paused": "Schedule paused.",
     "resumed": "Schedule resumed.",
@@ -31,18 +34,29 @@ DONE_MESSAGES = {
 
 def schedule_context(session: Session, config: Config) -> dict[str, Any]:
     now = utc_now()
+    pause = schedule_commands.active_pause(session, config, now)
+    back = None
+    if pause is not None:
+        back = schedule_commands.first_slot_on_or_after(schedule_of(config), pause.until)
     return {
         "slots": schedule_commands.planned_slots(session, config, now, WEEKS_SHOWN),
-        "pause": schedule_commands.active_pause(session, config, now),
+        "queued": len(content.queued_links(session)),
+        "pause": pause,
+        "pause_back": back,
         "timezone": str(config.get("schedule", "timezone")),
         "today": now.astimezone(config.timezone).date().isoformat(),
     }
 
 
-async def _page(request: Request, error: NewsletterError | None = None) -> Response:
+async def _page(
+    request: Request, error: NewsletterError | None = None, form: Any = None, form_name: str = ""
+) -> Response:
+    """The schedule page; after an error, ``form`` (what the editor typed) refills the form
+    named ``form_name`` (``pause``, ``delay`` or ``skip``)."""
     config: Config = request.app.state.config
     context = await run_db(request, lambda s: schedule_context(s, config))
-    context.update(action_flash(request, DONE_MESSAGES, error))
+    context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
+    context["form_name"] = form_name
     return render_page(request, "schedule.html", context, page_status(error))
 
 
@@ -62,7 +76,7 @@ async def _act(request: Request, done: str, action: Any) -> Response:
     now = utc_now()
 
     async def on_error(exc: NewsletterError) -> Response:
-        return await _page(request, exc)
+        return await _page(request, exc, form, FORM_OF_ACTION.get(done, ""))
 
     location = f"/admin/schedule?done={done}"
     return await run_action(request, lambda s: action(s, config, form, now), location, on_error)

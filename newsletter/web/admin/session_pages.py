@@ -22,8 +22,12 @@ from newsletter.web.admin.templating import render_page
 from newsletter.web.security import rotate_csrf_seed
 
 
-def _login_form(request: Request, error: str = "", status_code: int = 200) -> Response:
-    return render_page(request, "login.html", {"error": error}, status_code=status_code)
+def _login_form(
+    request: Request, error: str = "", status_code: int = 200, email: str = ""
+) -> Response:
+    """The sign-in form; after a refusal it shows ``error`` and keeps the ``email`` typed."""
+    context = {"error": error, "email": email}
+    return render_page(request, "login.html", context, status_code=status_code)
 
 
 async def login_page(request: Request) -> Response:
@@ -40,10 +44,10 @@ async def login_submit(request: Request) -> Response:
     limiter = login_limiter(request)
     keys = login_keys(request, email)
     if not limiter.begin_attempt(*keys):
-        return _login_form(request, "Too many attempts; try again in a few minutes.", 429)
+        return _login_form(request, "Too many attempts; try again in a few minutes.", 429, email)
     editor = await run_in_threadpool(sign_in, request, email, password)
     if editor is None:
-        return _login_form(request, "Wrong email or password.", 401)
+        return _login_form(request, "Wrong email or password.", 401, email)
     limiter.forgive(keys[0])
     limiter.reset(keys[1])
     response = RedirectResponse("/admin/", status_code=303)

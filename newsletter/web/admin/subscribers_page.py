@@ -46,7 +46,7 @@ def _context(
         "offset": offset,
         "page_size": PAGE_SIZE,
         "weeks": weeks,
-        "chart": Markup(chart_svg(weeks)),
+        "chart": lambda labels: Markup(chart_svg(weeks, labels)),
     }
 
 
@@ -103,8 +103,8 @@ async def add_subscriber(request: Request) -> Response:
         )
         if mail is not None:
             await subscriber_service.send_confirmation(mailer(request), mail)
-    except NewsletterError as exc:
-        return await _page(request, exc)
+    except NewsletterError as exc:  # DeliveryError included: the relay refused or was down
+        return await _page(request, exc, extra={"form": form, "form_name": "add"})
     if mail is None:
         return await _page(
             request, flash="Already subscribed, or a confirmation was sent recently."
@@ -148,7 +148,7 @@ async def import_subscribers(request: Request) -> Response:
             utc_now(),
         )
     except NewsletterError as exc:
-        return await _page(request, exc)
+        return await _page(request, exc, extra={"form": form, "form_name": "import"})
     prefix = "Dry run, nothing changed. " if result.dry_run else ""
     report = [f"{prefix}Read {result.rows} rows from {result.where}.", *result.report]
     return await _page(request, flash="Import done.", extra={"import_report": report})

@@ -10,7 +10,7 @@ from jinja2 import Environment, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from newsletter.i18n import N_
+from newsletter.i18n import N_, format_date, format_decimal
 from newsletter.resources import WEB_TEMPLATES_DIR
 from newsletter.templating import make_environment
 from newsletter.web.security import csrf_token
@@ -42,6 +42,10 @@ FLASH_MESSAGES = (
 )
 
 
+# Values the templates show through ``|tr``: send run kinds and import formats.
+VALUE_WORDS = (N_("digest"), N_("notice"), N_("auto"), N_("plain"))
+
+
 @lru_cache(maxsize=4)
 def environment(language: str) -> Environment:
     """The admin environment for ``language``: autoescaped, translated, shared filters."""
@@ -63,8 +67,24 @@ def render_page(
     env = environment(str(config.get("list", "language")))
     zone = config.timezone
 
+    language = str(config.get("list", "language"))
+
     def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return value.astimezone(zone).strftime(fmt) if value is not None else ""
+
+    def long_date(value: datetime | None, weekday: bool = True) -> str:
+        """``dimanche 6 décembre 2026``: the local date written out."""
+        if value is None:
+            return ""
+        return format_date(value.astimezone(zone).date(), language, weekday=weekday)
+
+    def long_datetime(value: datetime | None) -> str:
+        """``dimanche 6 décembre 2026, 08:00``: the local date written out, and the time."""
+        return f"{long_date(value)}, {local(value, '%H:%M')}" if value is not None else ""
+
+    def decimal(value: float, digits: int = 1) -> str:
+        """``0,3`` in French, ``0.3`` in English."""
+        return format_decimal(value, language, digits=digits)
 
     full = {
         "request": request,
@@ -74,6 +94,12 @@ def render_page(
         "language": config.get("list", "language"),
         "catcher": config.catcher_enabled,
         "local": local,
+        "long_date": long_date,
+        "long_datetime": long_datetime,
+        "decimal": decimal,
+        "form": {},
+        "form_name": "",
+        "postal_address_missing": not str(config.get("list", "postal_address")).strip(),
         **context,
     }
     html = env.get_template(f"admin/{name}").render(full)
@@ -84,6 +110,7 @@ def render_page(
 ADMIN_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; "
+    "manifest-src 'self'; "
     "frame-ancestors 'none'"
 )
 ADMIN_HEADERS = {
