@@ -9,6 +9,7 @@ where it came from.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import tomllib
@@ -275,3 +276,22 @@ def render_config_file(values: Mapping[str, Mapping[str, Any]]) -> str:
                 lines.append("# " + tomli_w.dumps({setting.key: setting.default}).strip())
         lines.append("")
     return "\n".join(lines)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_proxies(config: Config) -> tuple[Network, ...]:
+    """The networks of ``[web] trusted_proxies``; raises ``ConfigError`` for a bad entry."""
+    raw = str(config.get("web", "trusted_proxies"))
+    networks: list[Network] = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(
+                "[web] trusted_proxies: not an address or a network: %(entry)r", entry=entry
+            ) from None
+    return tuple(networks)

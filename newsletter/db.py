@@ -2,7 +2,8 @@
 and Alembic migrations.
 
 SQLite (WAL, foreign keys on) is the embedded default; PostgreSQL through psycopg 3 is the
-scale-out engine. Models live with their domain (``newsletter.models``, ``subscribers.models``).
+scale-out engine. Models live with their domain (``newsletter.models``, ``subscribers.models``);
+``newsletter.schema`` gathers them for Alembic.
 """
 
 from __future__ import annotations
@@ -171,10 +172,3 @@ def known_revisions(engine: Engine) -> set[str]:
 
     scripts = ScriptDirectory.from_config(alembic_config(engine))
     return {script.revision for script in scripts.walk_revisions()}
-
-
-def import_all_models() -> None:
-    """Import every module that defines tables, so ``Base.metadata`` is complete."""
-    import newsletter.inbound.models
-    import newsletter.models  # noqa: F401
-    import subscribers.models  # noqa: F401

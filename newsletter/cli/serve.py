@@ -18,10 +18,9 @@ import uvicorn
 from sqlalchemy import Engine
 
 from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
-from newsletter.config import Config
+from newsletter.config import Config, trusted_proxies
 from newsletter.errors import ConfigError
 from newsletter.sending.catcher import catcher_service
-from newsletter.web.security import trusted_proxies
 
 # A service is ``factory(config, engine)`` returning an async context manager: it starts on
 # enter and stops on exit. What it yields is put on ``app.state`` under ``name``.

@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsletter.config import Config
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter.config import Network, trusted_proxies
+from newsletter.errors import NewsletterError
 
 CSRF_COOKIE = "nl_csrf"
 CSRF_FIELD = "csrf_token"
@@ -232,25 +232,6 @@ class RequestLimiter:
     def _forget_idle(self, moment: float) -> None:
         for key in [k for k, v in self._hits.items() if not v or v[-1] <= moment - self.window]:
             del self._hits[key]
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def trusted_proxies(config: Config) -> tuple[Network, ...]:
-    """The networks of ``[web] trusted_proxies``; raises ``ConfigError`` for a bad entry."""
-    raw = str(config.get("web", "trusted_proxies"))
-    networks: list[Network] = []
-    for entry in (part.strip() for part in raw.split(",")):
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            raise ConfigError(
-                "[web] trusted_proxies: not an address or a network: %(entry)r", entry=entry
-            ) from None
-    return tuple(networks)
 
 
 def _is_trusted(address: str, networks: tuple[Network, ...]) -> bool:
