@@ -37,7 +37,7 @@ def publish_next_issue(
     All in the caller's transaction, so a failure stores nothing. Raises
     ``InvalidInputError`` when no link is queued."""
     issue = assemble_issue(session, config, now, intro)
-    rendered = render_digest(config, issue_view(session, issue, config.timezone))
+    rendered = render_digest(config, issue_view(session, issue, config=config))
     issue.subject, issue.html, issue.text = rendered.subject, rendered.html, rendered.text
     run = start_send_run(
         session,
