@@ -59,7 +59,7 @@ def test_masthead_tags_footer_and_visible_summary(tmp_path: Path) -> None:
     assert "border-top:6pxsolid#7b2d8e" in html.replace(" ", "")
     assert html.count('class="tags"') == 3 and "démocratie · logiciel libre" in html
     assert 'href="https://liens.example.org/archive"' in html
-    assert 'href="https://liens.example.org/"' in html and "Abonnez-vous" in html
+    assert 'href="https://liens.example.org/"' in html and "S’inscrire</a>" in html
     assert "/u/InRva2VuIg.sample-signature" in html
     assert "12 rue de la Paix, 75002 Paris, France" in html
     assert "Au sommaire\u202f: Des outils numériques" in html
