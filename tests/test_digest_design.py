@@ -54,13 +54,15 @@ def test_masthead_tags_footer_and_visible_summary(tmp_path: Path) -> None:
         tmp_path,
         {"list": {"logo_url": "https://liens.example.org/logo.png", "accent_color": "#7b2d8e"}},
     )
-    html = build_sample(config, 3).html
+    sample = build_sample(config, 3)
+    html = sample.html
     assert '<img src="https://liens.example.org/logo.png" alt="Les liens CivicTech"' in html
     assert "border-top:6pxsolid#7b2d8e" in html.replace(" ", "")
     assert html.count('class="tags"') == 3 and "démocratie · logiciel libre" in html
     assert 'href="https://liens.example.org/archive"' in html
     assert 'href="https://liens.example.org/"' in html and "S’inscrire</a>" in html
-    assert "/u/InRva2VuIg.sample-signature" in html
+    assert 'href="@@UNSUBSCRIBE_URL@@"' in html  # each reader's own link, put in per message
+    assert "/u/InRva2VuIg.sample-signature" in text_part(sample.eml)
     assert "12 rue de la Paix, 75002 Paris, France" in html
     assert "Au sommaire\u202f: Des outils numériques" in html
     assert "display:none" not in html.replace(" ", "") and "font-size:1px" not in html
