@@ -86,8 +86,13 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_immediate(connection: Any) -> None:
     # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
-    # instead of one failing with "database is locked" when it upgrades a read lock.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # instead of one failing with "database is locked" when it upgrades a read lock. A
+    # read-only unit of work (``read_only``) begins deferred: under WAL it neither waits for
+    # nor blocks the writer.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -99,6 +104,22 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception (and re-raise it)."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+READ_ONLY = "newsletter_read_only"
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Session]:
+    """A unit of work that only reads (rolled back at the end); on SQLite it never takes the
+    write lock."""
+    with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY: True})
+        with Session(connection) as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
 
 def alembic_config(engine: Engine) -> Any:

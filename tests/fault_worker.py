@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--now-offset", type=float, default=0.0, help="seconds ahead of now")
+    parser.add_argument("--retry-ms", type=float, default=10.0, help="first retry backoff")
+    parser.add_argument("--lease", type=float, default=30.0, help="lease, seconds")
     args = parser.parse_args()
     config = load_config(args.config, environ={})
     engine = make_engine(config.database_url)
@@ -31,7 +33,8 @@ def main() -> None:
         batch_size=args.batch,
         workers=args.workers,
         poll_interval=0.02,
-        retry_base=timedelta(milliseconds=10),
+        retry_base=timedelta(milliseconds=args.retry_ms),
+        lease=timedelta(seconds=args.lease),
     )
     stats = asyncio.run(
         run_sender(config, engine, now_fn=lambda: utc_now() + offset, options=options)

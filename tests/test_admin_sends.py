@@ -133,3 +133,39 @@ async def test_bounces_show_as_failed_with_the_latest_errors(
     assert "no such user" in page.text and '<dd id="count-failed">1</dd>' in page.text
     report = admin.client.get(f"/admin/sends/{run_id}/report.csv").text
     assert "bea@example.org,bounced" in report and "ana@example.org,sent" in report
+
+
+def test_send_page_and_status_name_a_sender_that_stopped(
+    site: tuple[Config, Engine], admin: Admin
+) -> None:
+    """Rows held by a sender whose process is gone: the send page says so in French, with its
+    pid and host, and `send status` says so too."""
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+    from sqlalchemy import update
+
+    from newsletter.cli import main
+    from newsletter.models import Delivery
+    from newsletter.sending.ledger import Owner
+
+    config, engine = site
+    run_id = _start(admin)
+    host = Owner.this_process().host
+    gone_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone_pid.wait()
+    with transaction(engine) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.run_id == run_id)
+            .values(status="sending", claim_host=host, claim_pid=gone_pid.pid, claim_token="t")
+        )
+    page = admin.client.get(f"/admin/sends/{run_id}")
+    held = f"3 messages détenus par un expéditeur arrêté (pid {gone_pid.pid} sur {host})"
+    assert held in page.text and "à reprendre à" in page.text
+    result = CliRunner().invoke(main, ["--config", str(config.path), "send", "status"])
+    assert result.exit_code == 0, result.output
+    assert f"3 messages held by a sender that stopped (pid {gone_pid.pid} on {host})" in (
+        result.output
+    )

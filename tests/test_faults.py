@@ -1,18 +1,11 @@
 """Delivery under faults, against a real SMTP server that injects them: temporary errors and
-dropped connections, bounces, a relay down for the whole send, a pause mid-send, a sender
-SIGKILLed mid-send, and two worker processes sharing one PostgreSQL send."""
+dropped connections, bounces, a relay down for the whole send, a pause mid-send. (Sender
+processes that die or stop: ``test_crashes.py``.)"""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -32,7 +25,6 @@ from tests.conftest import ConfigFactory
 from tests.delivery_support import T0, FaultHandler, add_subscribers, delivery_counts
 from tests.harness import RecordingHandler, SMTPServer
 
-ROOT = Path(__file__).resolve().parent.parent
 QUICK = SenderOptions(
     batch_size=10, workers=3, poll_interval=0.01, retry_base=timedelta(milliseconds=5)
 )
@@ -129,6 +121,51 @@ def test_hard_bounces_are_recorded_and_the_rest_delivered(
         engine.dispose()
 
 
+def test_fifty_subscribers_at_a_dead_domain_never_pause_the_run(
+    make_config: ConfigFactory, db_url: str
+) -> None:
+    """50 recipients in a row refused at RCPT (550 5.1.2, a dead domain) are bounces: the run
+    never pauses, they are bounced and everyone else gets the issue once."""
+
+    def rcpt(address: str, tries: int) -> str | None:
+        dead = 20 <= number(address) < 70
+        return "550 5.1.2 <x@dead.example>: domain does not exist" if dead else None
+
+    with SMTPServer(FaultHandler(rcpt_reply=rcpt)) as server:
+        config = make_config(db_url, smtp_port=server.port)
+        engine = make_engine(db_url)
+        upgrade_database(engine)
+        add_subscribers(engine, 150)
+        run_id = start(engine)
+        stats = asyncio_run(run_sender(config, engine, options=QUICK))
+        assert stats.paused_runs == [] and stats.bounced == 50
+        received = Counter(server.handler.recipients())
+        assert received == {f"reader{i}@example.net": 1 for i in range(150) if not 20 <= i < 70}
+        assert delivery_counts(engine, run_id) == {"sent": 100, "bounced": 50}
+        engine.dispose()
+
+
+def test_a_relay_refusing_every_recipient_still_pauses_the_run(
+    make_config: ConfigFactory, sqlite_url: str
+) -> None:
+    """A 5xx at RCPT that names the relay (554 5.7.1 relay access denied) for everyone trips
+    the breaker: the run pauses instead of bouncing the whole list."""
+
+    def rcpt(address: str, tries: int) -> str | None:
+        return "554 5.7.1 <x@example.net>: Relay access denied"
+
+    with SMTPServer(FaultHandler(rcpt_reply=rcpt)) as server:
+        config = make_config(sqlite_url, smtp_port=server.port)
+        engine = make_engine(sqlite_url)
+        upgrade_database(engine)
+        add_subscribers(engine, 200)
+        run_id = start(engine)
+        stats = asyncio_run(run_sender(config, engine, options=QUICK))
+        assert stats.paused_runs == [run_id] and server.received() == []
+        assert delivery_counts(engine, run_id)["bounced"] < 40
+        engine.dispose()
+
+
 def test_relay_down_pauses_the_run_and_resume_completes_it(
     make_config: ConfigFactory, db_url: str
 ) -> None:
@@ -222,119 +259,6 @@ def test_pause_mid_send_then_resume_sends_nobody_twice_and_misses_nobody(
             resume_run(session, run_id, utc_now())
         asyncio_run(run_sender(config, engine, options=QUICK))
         everyone_once(server, 150)
-        engine.dispose()
-
-
-# --- processes -------------------------------------------------------------------------------
-
-
-def spawn(config: Config, *, batch: int, workers: int, now_offset: float) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "tests.fault_worker", str(config.path)]
-    argv += ["--batch", str(batch), "--workers", str(workers), "--now-offset", str(now_offset)]
-    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-
-
-def kill_after(process: subprocess.Popen[str], server: SMTPServer, count: int) -> None:
-    """SIGKILL ``process`` as soon as the server has accepted ``count`` messages."""
-    deadline = time.monotonic() + 120
-    while len(server.received()) < count:
-        assert process.poll() is None, "the sender finished before it could be killed"
-        assert time.monotonic() < deadline, "the sender made no progress"
-        time.sleep(0.002)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def test_sigkill_mid_send_loses_nobody_and_duplicates_stay_bounded(
-    make_config: ConfigFactory, db_url: str
-) -> None:
-    """A sender SIGKILLed at several points and restarted delivers to everyone, with at most
-    batch size × workers duplicates per kill (messages that got 250 but were not committed)."""
-    check_sigkill_bound(make_config, db_url, 400)
-
-
-@pytest.mark.slow
-def test_sigkill_mid_send_of_a_few_thousand(make_config: ConfigFactory, sqlite_url: str) -> None:
-    """The same with 3,000 recipients."""
-    check_sigkill_bound(make_config, sqlite_url, 3000)
-
-
-def check_sigkill_bound(make_config: ConfigFactory, db_url: str, size: int) -> None:
-    batch, workers = 20, 2
-    with SMTPServer(RecordingHandler()) as server:
-        config = make_config(db_url, smtp_port=server.port)
-        engine = make_engine(db_url)
-        upgrade_database(engine)
-        add_subscribers(engine, size)
-        run_id = start(engine)
-        kills = (size // 10, size // 2, size * 4 // 5)
-        for n, point in enumerate(kills):
-            # Each restart runs an hour later than the last, so the dead one's leases expired.
-            process = spawn(config, batch=batch, workers=workers, now_offset=3600.0 * n)
-            kill_after(process, server, point)
-        final = spawn(config, batch=batch, workers=workers, now_offset=3600.0 * len(kills))
-        out, _ = final.communicate(timeout=300)
-        assert final.returncode == 0 and json.loads(out)["sent"] > 0
-        received = Counter(server.handler.recipients())
-        assert set(received) == {f"reader{i}@example.net" for i in range(size)}
-        duplicates = sum(received.values()) - size
-        print(f"SIGKILL x{len(kills)}, {size} recipients: {duplicates} duplicates")
-        assert duplicates <= len(kills) * batch * workers
-        assert delivery_counts(engine, run_id) == {"sent": size}
-        with transaction(engine) as session:
-            run = session.get(SendRun, run_id)
-            assert run is not None and run.status == RunStatus.DONE
-        engine.dispose()
-
-
-def test_sigterm_on_worker_records_in_flight_messages_and_duplicates_nothing(
-    make_config: ConfigFactory, sqlite_url: str
-) -> None:
-    """`newsletter worker` stopped with SIGTERM finishes and records what it has in flight:
-    no row is left claimed, and the next sender duplicates nobody."""
-    with SMTPServer(RecordingHandler()) as server:
-        config = make_config(sqlite_url, smtp_port=server.port)
-        engine = make_engine(sqlite_url)
-        upgrade_database(engine)
-        add_subscribers(engine, 1500)
-        run_id = start(engine)
-        entry = "from newsletter.cli import main; main()"
-        argv = [sys.executable, "-c", entry, "--config", str(config.path), "worker"]
-        process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while len(server.received()) < 100:
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.002)
-        process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=60)
-        assert process.returncode == 0 and out.startswith("Sent ")
-        counts = delivery_counts(engine, run_id)
-        assert "sending" not in counts
-        assert counts["sent"] == len(server.received()) < 1500
-        asyncio_run(run_sender(config, engine, options=QUICK))
-        everyone_once(server, 1500)
-        engine.dispose()
-
-
-def test_two_worker_processes_share_a_postgres_send_exactly_once(
-    make_config: ConfigFactory, postgres: object
-) -> None:
-    """Two sender processes on one PostgreSQL send split the work (SKIP LOCKED) and each
-    recipient gets the message exactly once."""
-    url = postgres.create_database()  # type: ignore[attr-defined]
-    with SMTPServer(RecordingHandler()) as server:
-        config = make_config(url, smtp_port=server.port)
-        engine = make_engine(url)
-        upgrade_database(engine)
-        add_subscribers(engine, 1200)
-        run_id = start(engine)
-        processes = [spawn(config, batch=10, workers=2, now_offset=0.0) for _ in range(2)]
-        results = [json.loads(p.communicate(timeout=300)[0]) for p in processes]
-        assert all(p.returncode == 0 for p in processes)
-        assert all(r["sent"] > 0 for r in results), results
-        assert sum(r["sent"] for r in results) == 1200
-        everyone_once(server, 1200)
-        assert delivery_counts(engine, run_id) == {"sent": 1200}
         engine.dispose()
 
 

@@ -110,7 +110,7 @@ async def test_unsubscribe_mid_send_gets_nothing_more(
         return build_and_leave
 
     # One batch holds everyone, so only the check at send time can catch the leaver.
-    options = SenderOptions(batch_size=30, workers=1, poll_interval=0.01, recheck_interval=0)
+    options = SenderOptions(batch_size=30, workers=1, poll_interval=0.01)
     await run_sender(config, engine, options=options, message_factory=factory)
     recipients = smtp_server.handler.recipients()
     assert "reader29@example.net" not in recipients
@@ -189,9 +189,10 @@ async def test_delivery_service_picks_up_runs_started_while_it_runs(
 async def test_slow_batches_keep_their_lease(
     make_config: object, sqlite_url: str, smtp_server: SMTPServer
 ) -> None:
-    """A batch that takes longer than the lease (low rate) renews it, so a second sender
-    does not take the same recipients: everyone gets exactly one message."""
-    config = make_config(sqlite_url, smtp_port=smtp_server.port, smtp__rate=25.0)  # type: ignore[operator]
+    """A batch that takes longer than the lease (low rate: 2 s for a 1 s lease) is kept by the
+    heartbeat, so a second sender does not take the same recipients: everyone gets exactly one
+    message."""
+    config = make_config(sqlite_url, smtp_port=smtp_server.port, smtp__rate=10.0)  # type: ignore[operator]
     from newsletter.db import make_engine, upgrade_database
 
     engine = make_engine(sqlite_url)
@@ -199,7 +200,7 @@ async def test_slow_batches_keep_their_lease(
     add_subscribers(engine, 40)
     start(engine)
     options = SenderOptions(
-        batch_size=20, workers=1, poll_interval=0.01, lease=timedelta(milliseconds=600)
+        batch_size=20, workers=1, poll_interval=0.01, lease=timedelta(milliseconds=1000)
     )
     await asyncio.gather(
         run_sender(config, engine, options=options, message_factory=simple_factory),

@@ -155,7 +155,7 @@ async def test_relay_that_never_answers_times_out_and_pauses(
 
 def test_retry_policy_backoff_doubles_and_is_capped() -> None:
     """Backoff is base × 2^(attempt-1), never more than an hour."""
-    from newsletter.sending.ledger import RetryPolicy
+    from newsletter.sending.outcomes import RetryPolicy
 
     policy = RetryPolicy(base_delay=timedelta(minutes=1))
     assert [policy.delay(n) for n in (1, 2, 3)] == [timedelta(minutes=m) for m in (1, 2, 4)]

@@ -162,9 +162,26 @@ def describe(progress: RunProgress) -> list[str]:
     ]
     if progress.pause_reason:
         lines.append(f"  paused: {progress.pause_reason}")
+    lines += [f"  {note}" for note in stopped_notes(progress)]
     for email, error in progress.last_errors:
         lines.append(f"  error {email}: {error}")
     return lines
+
+
+# --- senders that stopped (issue 11) ---------------------------------------------------------
+def stopped_notes(progress: RunProgress) -> list[str]:
+    """One line per sender that stopped holding messages of the run (local times)."""
+    notes = []
+    for held in progress.stopped_senders:
+        who = f"{held.count} messages held by a sender that stopped (pid {held.pid} on {held.host})"
+        if held.taken_back_at is not None:
+            notes.append(f"{who}; taken back at {held.taken_back_at.astimezone():%H:%M:%S}")
+        elif held.due_at is not None:
+            notes.append(f"{who}; to be taken back at {held.due_at.astimezone():%H:%M:%S}")
+    return notes
+
+
+# --- end of senders that stopped -------------------------------------------------------------
 
 
 def _eta(eta: timedelta | None) -> str:
@@ -216,6 +233,7 @@ async def _drive(config: Config, engine: Engine, run_id: int) -> None:
             if bar is not None:
                 bar.length = max(progress.total, 1)
                 bar.label = f"Sending {progress.rate:.0f} msg/s, ETA {_eta(progress.eta)}"
+                bar.label += "".join(f" — {note}" for note in stopped_notes(progress)[:1])
                 bar.update(progress.finished - shown)
                 shown = progress.finished
             elif loop.time() - last_plain >= PLAIN_EVERY or sender.done():
@@ -224,6 +242,8 @@ async def _drive(config: Config, engine: Engine, run_id: int) -> None:
                     f"{progress.finished}/{progress.total} finished, "
                     f"{progress.rate:.1f} msg/s, ETA {_eta(progress.eta)}"
                 )
+                for note in stopped_notes(progress):  # issue 11: senders that stopped
+                    click.echo(f"  {note}")
     await sender
 
 

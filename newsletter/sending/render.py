@@ -147,6 +147,7 @@ def digest_context(config: Config, view: IssueView) -> dict[str, Any]:
         "preheader": _summary(language, [link.title for link in view.links]),
         "links": view.links,
         "archive_url": f"{config.base_url}/archive/{view.number}",
+        "clicks_counted": bool(config.get("tracking", "clicks")),
     }
 
 

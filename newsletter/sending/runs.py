@@ -23,6 +23,7 @@ from newsletter.models import (
     RunStatus,
     SendRun,
 )
+from newsletter.sending.ledger import Owner, stopped_pids
 from subscribers.models import Subscriber, SubscriberStatus
 
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRY)
@@ -109,15 +110,18 @@ def _has_open(session: Session, run_id: int) -> bool:
     return session.scalar(query.limit(1)) is not None
 
 
-def next_due_at(session: Session, run_id: int, now: datetime) -> datetime | None:
-    """When the earliest open delivery of ``run_id`` becomes claimable: ``now`` when one is
-    pending, else the earliest retry time or lease expiry; None when nothing is open."""
+def next_due_at(
+    session: Session, run_id: int, now: datetime, owner: Owner | None = None
+) -> datetime | None:
+    """When the earliest open delivery of ``run_id`` becomes claimable by ``owner`` (default:
+    this process): ``now`` when one is pending or held by a stopped process of its host, else
+    the earliest retry time or lease expiry; None when nothing is open."""
     pending = session.scalar(
-        select(func.count()).where(
-            Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING
-        )
+        select(Delivery.id)
+        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING)
+        .limit(1)
     )
-    if pending:
+    if pending is not None or stopped_pids(session, run_id, owner or Owner.this_process()):
         return now
     retry = session.scalar(
         select(func.min(Delivery.next_attempt_at)).where(

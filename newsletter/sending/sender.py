@@ -1,41 +1,45 @@
 """The async sender: workers that claim deliveries, send them over pooled SMTP connections and
 record what happened.
 
-Each worker loops: claim a batch (in a thread), send each message on a pooled connection under
-the global rate limit, record the batch's outcomes in one commit (in a thread). ``sent`` is
-written only after the server's 250, so a worker killed between a 250 and its commit re-sends
-at most its current batch: duplicates are bounded by ``batch_size × workers`` per crash. A
-circuit breaker pauses a run when nearly every recent attempt failed (relay down, or rejecting
-everything), so nobody runs out of attempts during an outage; ``send resume`` continues it.
+Each worker loops: claim a batch (in a thread) under a short lease with its own claim token,
+then for each message: check the recipient is still subscribed (``SubscriptionGate``, right
+before the MAIL command), send it on a pooled connection under the global rate limit, and
+hand the outcome to the group commit (``OutcomeRecorder``), which commits the 250s of every
+worker every few milliseconds. ``sent`` is written only after the server's 250, so a worker
+killed between a 250 and its commit re-sends only that: at most one message per connection
+plus ``commit_limit`` per crash. A heartbeat renews the leases of the claims this process
+holds; a claim left by a process that stopped is taken back at once on its own host, after
+its lease elsewhere. A circuit breaker pauses a run when nearly every recent attempt failed
+(relay down, or rejecting everything), so nobody runs out of attempts during an outage;
+``send resume`` continues it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import NewsletterError
 from newsletter.returnpath import ReturnPurpose, return_address
+from newsletter.sending.breaker import CircuitBreaker
 from newsletter.sending.ledger import (
     Claim,
-    Outcome,
-    OutcomeKind,
-    RetryPolicy,
+    Owner,
+    SubscriptionCheck,
     claim_batch,
-    record_outcomes,
-    renew_lease,
-    still_active,
+    renew_leases,
 )
+from newsletter.sending.outcomes import Outcome, OutcomeKind, RetryPolicy, record_outcomes
+from newsletter.sending.pipeline import OutcomeRecorder, SubscriptionGate
 from newsletter.sending.runs import (
     finish_run_if_complete,
     get_run,
@@ -79,14 +83,18 @@ class SenderOptions:
 
     batch_size: int = 50
     workers: int | None = None
-    lease: timedelta = timedelta(minutes=5)
+    # Claims are held this long without news from their owner; the heartbeat renews them
+    # every third of it.
+    lease: timedelta = timedelta(seconds=30)
     poll_interval: float = 1.0
     breaker_window: int = 20
     breaker_ratio: float = 0.9
     retry_base: timedelta = timedelta(minutes=1)
-    # Seconds between two checks, within a batch, that its recipients are still subscribed
-    # (0: before every message). Someone who leaves mid-send gets nothing after that.
-    recheck_interval: float = 1.0
+    # Group commit: outcomes are committed within ``commit_interval`` seconds, and at most
+    # ``commit_limit`` of them wait for their commit at any time (the duplicates a SIGKILL
+    # may cost on top of one message in flight per connection).
+    commit_interval: float = 0.01
+    commit_limit: int = 16
 
 
 @dataclass
@@ -113,34 +121,6 @@ class SenderStats:
             self.failed += 1
 
 
-class CircuitBreaker:
-    """Trips when at least ``ratio`` of the last ``window`` attempts of a run failed."""
-
-    def __init__(self, window: int, ratio: float) -> None:
-        self.window = window
-        self.ratio = ratio
-        self._recent: dict[int, deque[bool]] = {}
-        self.reasons: dict[int, str] = {}
-
-    def record(self, run_id: int, ok: bool, error: str = "") -> None:
-        recent = self._recent.setdefault(run_id, deque(maxlen=self.window))
-        recent.append(ok)
-        failures = recent.count(False)
-        if len(recent) == self.window and failures >= self.ratio * self.window:
-            self.reasons.setdefault(
-                run_id,
-                f"paused automatically: {failures} of the last {self.window} "
-                f"attempts failed (last error: {error})"[:500],
-            )
-
-    def tripped(self, run_id: int) -> bool:
-        return run_id in self.reasons
-
-    def reset(self, run_id: int) -> None:
-        self._recent.pop(run_id, None)
-        self.reasons.pop(run_id, None)
-
-
 def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
     """Build each recipient's bytes with ``sending.message`` (render once, personalise the
     unsubscribe link per recipient)."""
@@ -165,7 +145,8 @@ def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
 
 
 class Sender:
-    """One sender process's state: the pool, the limiter, the breaker and prepared messages."""
+    """One sender process's state: the pool, the limiter, the breaker, prepared messages, the
+    claims it holds and its two meeting points with the database."""
 
     def __init__(
         self,
@@ -193,8 +174,17 @@ class Sender:
             soft_bounce_limit=int(config.get("subscribers", "soft_bounce_limit")),
             secret=config.secret_key,
         )
+        self.owner = Owner.this_process()
         self.builders: dict[int, BuildFn] = {}
         self.breaker_paused: set[int] = set()
+        # Claim tokens whose leases the heartbeat renews: None while the batch is being sent,
+        # then when it ended (its last outcomes may still wait for the group commit).
+        self.held: dict[str, float | None] = {}
+        self.recorder: OutcomeRecorder[tuple[int, Outcome]] = OutcomeRecorder(
+            self._record, interval=options.commit_interval, limit=options.commit_limit
+        )
+        self.check = SubscriptionCheck(engine)
+        self.gate = SubscriptionGate(self.check)
         self.stats = SenderStats()
 
     # --- database side (always in a thread) ---------------------------------------------
@@ -217,6 +207,7 @@ class Sender:
                     limit=self.options.batch_size,
                     now=now,
                     lease=self.options.lease,
+                    owner=self.owner,
                 )
                 if claims:
                     message = None
@@ -227,32 +218,33 @@ class Sender:
                 finish_run_if_complete(session, run_id, now)
         return None
 
-    def _record(self, run_id: int, outcomes: list[Outcome]) -> None:
+    def _record(self, group: list[tuple[int, Outcome]]) -> None:
+        """One group commit: the outcomes of every worker, and a pause for each run whose
+        breaker tripped."""
         now = self.now_fn()
         with transaction(self.engine) as session:
-            record_outcomes(session, outcomes, now=now, policy=self.policy)
-            if self.breaker.tripped(run_id):
-                if pause_if_running(session, run_id, self.breaker.reasons[run_id]):
-                    self.stats.paused_runs.append(run_id)
-                self.breaker_paused.add(run_id)
-            else:
-                finish_run_if_complete(session, run_id, now)
+            if self.engine.dialect.name == "postgresql":
+                # Losing the last few commits to a crash of PostgreSQL itself costs at most a
+                # few duplicates; waiting for the WAL flush at every group costs throughput.
+                session.execute(text("SET LOCAL synchronous_commit = off"))
+            record_outcomes(session, [o for _, o in group], now=now, policy=self.policy)
+            for run_id in {run_id for run_id, _ in group}:
+                if self.breaker.tripped(run_id) and run_id not in self.breaker_paused:
+                    if pause_if_running(session, run_id, self.breaker.reasons[run_id]):
+                        self.stats.paused_runs.append(run_id)
+                    self.breaker_paused.add(run_id)
 
     def _give_back(self, run_id: int, claims: list[Claim], reason: str) -> None:
         """Release ``claims`` unattempted and pause the run with ``reason``."""
-        released = [Outcome(c.delivery_id, c.subscriber_id, OutcomeKind.RELEASED) for c in claims]
+        released = [Outcome(c, OutcomeKind.RELEASED) for c in claims]
         with transaction(self.engine) as session:
             record_outcomes(session, released, now=self.now_fn(), policy=self.policy)
             if pause_if_running(session, run_id, reason):
                 self.stats.paused_runs.append(run_id)
 
-    def _renew(self, delivery_ids: list[int]) -> None:
+    def _renew(self, tokens: list[str]) -> None:
         with transaction(self.engine) as session:
-            renew_lease(session, delivery_ids, now=self.now_fn(), lease=self.options.lease)
-
-    def _still_active(self, subscriber_ids: list[int]) -> set[int]:
-        with transaction(self.engine) as session:
-            return still_active(session, subscriber_ids)
+            renew_leases(session, tokens, now=self.now_fn(), lease=self.options.lease)
 
     def _wait_hint(self) -> float | None:
         """Seconds until something may become claimable; None when no running run is open."""
@@ -264,7 +256,7 @@ class Sender:
                     continue
                 if finish_run_if_complete(session, run_id, now):
                     continue
-                due = next_due_at(session, run_id, now)
+                due = next_due_at(session, run_id, now, self.owner)
                 if due is not None:
                     times.append(due)
         if not times:
@@ -273,65 +265,55 @@ class Sender:
 
     # --- network side ---------------------------------------------------------------------
 
-    async def _send_batch(self, run_id: int, claims: list[Claim]) -> list[Outcome]:
+    async def _send_batch(self, run_id: int, claims: list[Claim]) -> None:
         build = self.builders[run_id]
-        outcomes: list[Outcome] = []
-        loop = asyncio.get_running_loop()
-        renew_at = loop.time() + self.options.lease.total_seconds() / 3
-        recheck_at = loop.time() + self.options.recheck_interval
-        active = {c.subscriber_id for c in claims}
-        for index, claim in enumerate(claims):
-            if loop.time() >= renew_at:
-                # A slow relay or a low rate: keep the lease on the whole batch (what was
-                # sent is recorded only at its end) so no other worker takes any of it.
-                await asyncio.to_thread(self._renew, [c.delivery_id for c in claims])
-                renew_at = loop.time() + self.options.lease.total_seconds() / 3
-            if loop.time() >= recheck_at:
-                rest = [c.subscriber_id for c in claims[index:]]
-                active = await asyncio.to_thread(self._still_active, rest)
-                recheck_at = loop.time() + self.options.recheck_interval
-            ids = (claim.delivery_id, claim.subscriber_id)
-            if claim.subscriber_id not in active:
-                outcomes.append(Outcome(*ids, OutcomeKind.SKIPPED))
-            elif self.breaker.tripped(run_id):
-                outcomes.append(Outcome(*ids, OutcomeKind.RELEASED))
+        for claim in claims:
+            if self.breaker.tripped(run_id):
+                outcome = Outcome(claim, OutcomeKind.RELEASED)
             else:
                 await self.limiter.acquire()
                 outcome = await self._send_one(run_id, claim, build)
                 self.stats.add(outcome)
-                outcomes.append(outcome)
-        return outcomes
+            await self.recorder.add((run_id, outcome))
 
     async def _send_one(self, run_id: int, claim: Claim, build: BuildFn) -> Outcome:
-        ids = (claim.delivery_id, claim.subscriber_id)
         try:
             data = build(claim, self.now_fn())
         except NewsletterError as exc:
             # This recipient's values cannot make a message (e.g. a line break in the name):
             # record it on their row; the breaker pauses the run if it happens to everyone.
             self.breaker.record(run_id, False, exc.message)
-            return Outcome(*ids, OutcomeKind.FAILED, f"message not built: {exc.message}")
+            return Outcome(claim, OutcomeKind.FAILED, f"message not built: {exc.message}")
+
+        async def still_subscribed() -> bool:
+            return await self.gate.still_subscribed(claim.subscriber_id)
+
         try:
             envelope = return_address(
                 self.config, ReturnPurpose.BOUNCE, run_id, claim.subscriber_id
             )
-            await self.pool.send(envelope, claim.email, data)
+            sent = await self.pool.send(envelope, claim.email, data, still_subscribed)
         except ConnectionFailure as exc:
             self.breaker.record(run_id, False, exc.message)
-            return Outcome(*ids, OutcomeKind.RELEASED, exc.message)
+            return Outcome(claim, OutcomeKind.RELEASED, exc.message)
         except TemporaryFailure as exc:
             self.breaker.record(run_id, False, exc.message)
-            return Outcome(*ids, OutcomeKind.TEMPORARY, exc.message)
+            return Outcome(claim, OutcomeKind.TEMPORARY, exc.message)
         except PermanentFailure as exc:
-            self.breaker.record(run_id, False, exc.message)
-            return Outcome(*ids, OutcomeKind.PERMANENT, exc.message)
+            # A bounce: about this address, not the relay (see ``sending.breaker``).
+            self.breaker.record_bounce(run_id, exc.message)
+            return Outcome(claim, OutcomeKind.PERMANENT, exc.message)
+        if not sent:
+            return Outcome(claim, OutcomeKind.SKIPPED)
         self.breaker.record(run_id, True)
-        return Outcome(*ids, OutcomeKind.SENT, at=self.now_fn())
+        return Outcome(claim, OutcomeKind.SENT, at=self.now_fn())
 
     async def _worker(self, stop: asyncio.Event, stop_when_idle: bool) -> None:
         while not stop.is_set():
             claimed = await asyncio.to_thread(self._claim)
             if claimed is None:
+                # What this process still has to commit may be all that keeps a run open.
+                await self.recorder.flush()
                 hint = await asyncio.to_thread(self._wait_hint)
                 if hint is None and stop_when_idle:
                     return
@@ -339,29 +321,63 @@ class Sender:
                 await _sleep_or_stop(stop, min(delay, self.options.poll_interval))
                 continue
             run_id, claims, message = claimed
-            if message is not None and run_id not in self.builders:
-                try:
-                    self.builders[run_id] = self.factory(self.config, message)
-                except NewsletterError as exc:
-                    # Nobody can get this message (a bad setting, say): pause, lose nothing.
-                    reason = f"cannot prepare the message: {exc.message}"
-                    await asyncio.to_thread(self._give_back, run_id, claims, reason)
-                    continue
-            outcomes = await self._send_batch(run_id, claims)
-            await asyncio.to_thread(self._record, run_id, outcomes)
+            token = claims[0].token
+            self.held[token] = None
+            try:
+                if message is not None and run_id not in self.builders:
+                    try:
+                        self.builders[run_id] = self.factory(self.config, message)
+                    except NewsletterError as exc:
+                        # Nobody can get this message (a bad setting, say): pause, lose nothing.
+                        reason = f"cannot prepare the message: {exc.message}"
+                        async with self.recorder.lock:
+                            await asyncio.to_thread(self._give_back, run_id, claims, reason)
+                        continue
+                await self._send_batch(run_id, claims)
+            finally:
+                self.held[token] = asyncio.get_running_loop().time()
+
+    async def _heartbeat(self, done: asyncio.Event) -> None:
+        """Renew the leases of the claims this process holds, every third of a lease."""
+        period = self.options.lease.total_seconds() / 3
+        loop = asyncio.get_running_loop()
+        while not done.is_set():
+            await _sleep_or_stop(done, period)
+            # A batch that ended a while ago has nothing left uncommitted: forget it.
+            old = loop.time() - period
+            for token, ended in list(self.held.items()):
+                if ended is not None and ended < old:
+                    del self.held[token]
+            if self.held and not done.is_set():
+                # Never beside a group commit of this process: both lock the rows it holds.
+                async with self.recorder.lock:
+                    await asyncio.to_thread(self._renew, sorted(self.held))
+
+    async def _supervise(self, workers: list[asyncio.Task[None]]) -> None:
+        # When every worker has returned: the last group commit, then the heartbeat stops.
+        await asyncio.wait(workers)
+        await self.recorder.close()
 
     async def run(self, stop: asyncio.Event, stop_when_idle: bool) -> SenderStats:
+        done = asyncio.Event()
         try:
-            # A TaskGroup: if one worker fails (the database went away), the others are
+            # A TaskGroup: if one task fails (the database went away), the others are
             # cancelled too, rather than left running on a closed pool.
             async with asyncio.TaskGroup() as group:
-                for _ in range(self.workers):
+                recorder = group.create_task(self.recorder.run())
+                recorder.add_done_callback(lambda _: done.set())
+                group.create_task(self._heartbeat(done))
+                workers = [
                     group.create_task(self._worker(stop, stop_when_idle))
+                    for _ in range(self.workers)
+                ]
+                group.create_task(self._supervise(workers))
         except BaseExceptionGroup as group_error:
-            # Callers see the first worker's own exception, not the group.
+            # Callers see the first task's own exception, not the group.
             raise group_error.exceptions[0] from None
         finally:
             await self.pool.close()
+            await self.check.close()
         return self.stats
 
 

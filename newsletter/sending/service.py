@@ -25,8 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
-from newsletter.models import Delivery, DeliveryStatus, SendRun
-from newsletter.sending.ledger import Claim, Outcome, OutcomeKind, RetryPolicy
+from newsletter.models import ClaimRecovery, Delivery, DeliveryStatus, SendRun
+from newsletter.sending.ledger import Claim, Owner, pid_running
+from newsletter.sending.outcomes import Outcome, OutcomeKind, RetryPolicy
 from newsletter.sending.runs import (
     OPEN_STATUSES,
     get_run,
@@ -54,6 +55,7 @@ __all__ = [
     "RunProgress",
     "SenderOptions",
     "SenderStats",
+    "StoppedSender",
     "default_message_factory",
     "delivery_service",
     "get_run",
@@ -70,6 +72,20 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class StoppedSender:
+    """``count`` messages held by a sender (``pid`` on ``host``) that stopped: its process is
+    gone from this host, or its lease ran out. ``taken_back_at`` is when another sender took
+    them back; while they are still held, ``due_at`` is when a sender may take them (the end
+    of the lease, or at once on the stopped process's own host)."""
+
+    host: str
+    pid: int | None
+    count: int
+    taken_back_at: datetime | None = None
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class RunProgress:
     """Where a run stands: counts per delivery status, recent rate, ETA and last errors."""
 
@@ -83,6 +99,9 @@ class RunProgress:
     rate: float  # messages sent per second over (at most) the last minute
     eta: timedelta | None  # None when nothing is being sent
     last_errors: tuple[tuple[str, str], ...]  # (email, error), most recent first
+    # Senders that stopped while holding messages: still held first, then taken back (most
+    # recent first).
+    stopped_senders: tuple[StoppedSender, ...] = ()
 
     @property
     def open(self) -> int:
@@ -150,7 +169,36 @@ def run_progress(session: Session, run_id: int, now: datetime) -> RunProgress:
         rate=rate,
         eta=eta,
         last_errors=_last_errors(session, run),
+        stopped_senders=(*_still_held(session, run.id, now), *_taken_back(session, run.id)),
     )
+
+
+def _still_held(session: Session, run_id: int, now: datetime) -> list[StoppedSender]:
+    owner = Owner.this_process()
+    rows = session.execute(
+        select(
+            Delivery.claim_host, Delivery.claim_pid, func.count(), func.max(Delivery.lease_until)
+        )
+        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.SENDING)
+        .group_by(Delivery.claim_host, Delivery.claim_pid)
+    )
+    stopped = []
+    for host, pid, count, lease_until in rows:
+        gone = host == owner.host and pid is not None and not pid_running(pid)
+        if gone or (lease_until is not None and lease_until < now):
+            due = now if gone else lease_until
+            stopped.append(StoppedSender(host, pid, int(count), due_at=due))
+    return stopped
+
+
+def _taken_back(session: Session, run_id: int, limit: int = 3) -> list[StoppedSender]:
+    rows = session.scalars(
+        select(ClaimRecovery)
+        .where(ClaimRecovery.run_id == run_id)
+        .order_by(ClaimRecovery.id.desc())
+        .limit(limit)
+    )
+    return [StoppedSender(r.host, r.pid, r.count, taken_back_at=r.taken_at) for r in rows]
 
 
 def _finished_rate(session: Session, run_id: int) -> float:

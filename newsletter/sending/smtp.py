@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -198,12 +198,28 @@ class SMTPPool:
         self._idle: list[aiosmtplib.SMTP] = []
         self.connections_opened = 0
 
-    async def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
-        """Send ``data`` to one recipient. Raises ``ConnectionFailure`` when no connection
-        could be opened, ``TemporaryFailure`` for a 4xx or a dropped connection and
-        ``PermanentFailure`` for a 5xx."""
+    async def send(
+        self,
+        envelope_from: str,
+        recipient: str,
+        data: bytes,
+        confirm: Callable[[], Awaitable[bool]] | None = None,
+    ) -> bool:
+        """Send ``data`` to one recipient; ``confirm``, when given, is asked last, on a ready
+        connection just before the MAIL command, and False from it sends nothing (returns
+        False). Raises ``ConnectionFailure`` when no connection could be opened,
+        ``TemporaryFailure`` for a 4xx or a dropped connection and ``PermanentFailure`` for a
+        5xx."""
         async with self._slots:
             client = await self._take()
+            try:
+                go = confirm is None or await confirm()
+            except BaseException:
+                self._idle.append(client)
+                raise
+            if not go:
+                self._idle.append(client)
+                return False
             try:
                 errors = await send_prepared(client, envelope_from, recipient, data)
             except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError) as exc:
@@ -228,6 +244,7 @@ class SMTPPool:
                 code=code,
                 reply=_clip(message, f"{address}: {code} "),
             )
+        return True
 
     async def _take(self) -> aiosmtplib.SMTP:
         while self._idle:
