@@ -2,7 +2,8 @@
 and Alembic migrations.
 
 SQLite (WAL, foreign keys on) is the embedded default; PostgreSQL through psycopg 3 is the
-scale-out engine. Models live with their domain (``newsletter.models``, ``subscribers.models``).
+scale-out engine. Models live with their domain (``newsletter.models``, ``subscribers.models``);
+``newsletter.schema`` gathers them for Alembic.
 """
 
 from __future__ import annotations
@@ -143,10 +144,3 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
-
-
-def import_all_models() -> None:
-    """Import every module that defines tables, so ``Base.metadata`` is complete."""
-    import newsletter.inbound.models
-    import newsletter.models  # noqa: F401
-    import subscribers.models  # noqa: F401
