@@ -27,7 +27,7 @@ from newsletter.web.admin.common import (
     run_db,
     tags_field,
 )
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 
 DONE_MESSAGES = {
     "added": "Link queued.",
@@ -65,7 +65,7 @@ async def _page(
     context = await run_db(request, lambda s: _issue_context(s, config))
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
     context["form_name"] = form_name
-    return render_page(request, "issue.html", context, status_code=page_status(error))
+    return render_admin_page(request, "issue.html", context, status_code=page_status(error))
 
 
 async def _act(

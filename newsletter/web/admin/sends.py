@@ -26,7 +26,7 @@ from newsletter.web.admin.common import (
     run_action,
     run_db,
 )
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 from newsletter.web.common import error_text
 
 REFRESH_SECONDS = 2
@@ -44,7 +44,7 @@ def _confirm_context(session: Session, config: Config) -> dict[str, Any]:
 async def confirm_page(request: Request) -> Response:
     config: Config = request.app.state.config
     context = await run_db(request, lambda s: _confirm_context(s, config))
-    return render_page(request, "send_confirm.html", context)
+    return render_admin_page(request, "send_confirm.html", context)
 
 
 @editor_required
@@ -58,7 +58,7 @@ async def send_now(request: Request) -> Response:
     except NewsletterError as exc:
         context = await run_db(request, lambda s: _confirm_context(s, config))
         context.update(error_flash(request, exc))
-        return render_page(request, "send_confirm.html", context, error_status(exc))
+        return render_admin_page(request, "send_confirm.html", context, error_status(exc))
     return redirect(f"/admin/sends/{started.run_id}")
 
 
@@ -68,7 +68,7 @@ async def send_now(request: Request) -> Response:
 @editor_required
 async def sends_page(request: Request) -> Response:
     rows = await run_db(request, lambda s: sends.recent_sends(s, utc_now()))
-    return render_page(request, "sends.html", {"rows": rows})
+    return render_admin_page(request, "sends.html", {"rows": rows})
 
 
 @editor_required
@@ -77,7 +77,7 @@ async def send_page(request: Request) -> Response:
     try:
         progress = await run_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
     except NewsletterError as exc:
-        return render_page(request, "error.html", error_flash(request, exc), 404)
+        return render_admin_page(request, "error.html", error_flash(request, exc), 404)
     figures = await run_db(request, lambda s: inbound.deliverability(s, run_id).as_dict())
     context = {
         "p": progress,
@@ -88,7 +88,7 @@ async def send_page(request: Request) -> Response:
             request.query_params.get("done", ""), ""
         ),
     }
-    return render_page(request, "send.html", context)
+    return render_admin_page(request, "send.html", context)
 
 
 @editor_required
@@ -103,7 +103,7 @@ async def send_json(request: Request) -> Response:
 
 
 async def _error_page(request: Request, exc: NewsletterError) -> Response:
-    return render_page(request, "error.html", error_flash(request, exc), error_status(exc))
+    return render_admin_page(request, "error.html", error_flash(request, exc), error_status(exc))
 
 
 async def _act_on_run(request: Request, done: str, work: Callable[[Session], object]) -> Response:
