@@ -14,6 +14,9 @@ schedulers on one database still send once. Two jobs call it:
 - ``schedule-check``: every minute, and once at start-up. It catches up a slot missed while the
   service was down and sends an issue an editor delayed to another time (``schedule delay``),
   which no cron expression knows about.
+- ``feeds-poll`` and ``feeds-before-slot`` (link intake): read the registered feeds every
+  ``[intake] feed_poll_minutes`` and ``feed_lead_minutes`` before each slot, so new items are
+  queued in time. A feed that fails is recorded on its row; it never touches the send jobs.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -44,12 +47,16 @@ from newsletter.clock import utc_now
 from newsletter.config import Config, load_config
 from newsletter.db import make_engine
 from newsletter.errors import NewsletterError
+from newsletter.intake.fetcher import FetchPolicy
 from newsletter.models import Slot
 from newsletter.schedule.dispatch import dispatch_due, grace_of, schedule_of
 from newsletter.schedule.policy import WEEKDAYS
+from newsletter.services.feeds import poll_all_feeds
 
 SLOT_JOB = "weekly-slot"
 CHECK_JOB = "schedule-check"
+FEEDS_JOB = "feeds-poll"
+FEEDS_LEAD_JOB = "feeds-before-slot"
 CHECK_EVERY = timedelta(minutes=1)
 STOP_TIMEOUT = 30.0  # seconds to let a running dispatch finish on shutdown
 
@@ -73,6 +80,57 @@ def slot_trigger(config: Config) -> CronTrigger:
         hour=schedule.at.hour,
         minute=schedule.at.minute,
         timezone=schedule.zone,
+    )
+
+
+async def run_feed_poll(config: Config, engine: Engine, now_fn: NowFn) -> None:
+    """The feeds job: read every feed in a thread; failures are recorded per feed."""
+    policy = FetchPolicy.from_config(config)
+    for result in await asyncio.to_thread(poll_all_feeds, engine, policy, now_fn()):
+        if result.error is not None:
+            log.warning("feed %s: %s", result.url, result.error)
+        elif result.queued:
+            log.info("feed %s: %s link(s) queued", result.url, result.queued)
+
+
+def feed_lead_trigger(config: Config) -> CronTrigger:
+    """``[intake] feed_lead_minutes`` before the weekly slot, in the list's time zone."""
+    schedule = schedule_of(config)
+    lead = timedelta(minutes=int(config.get("intake", "feed_lead_minutes")))
+    monday = date(2026, 1, 5)  # any Monday: only the weekday and the time matter
+    before = datetime.combine(monday + timedelta(days=schedule.weekday), schedule.at) - lead
+    return CronTrigger(
+        day_of_week=WEEKDAYS[before.weekday()],
+        hour=before.hour,
+        minute=before.minute,
+        timezone=schedule.zone,
+    )
+
+
+def add_feed_jobs(
+    scheduler: AsyncIOScheduler, config: Config, engine: Engine, now_fn: NowFn
+) -> None:
+    """The two feed jobs (link intake), apart from the send jobs: one never waits on the other."""
+    args = (config, engine, now_fn)
+    every = max(int(config.get("intake", "feed_poll_minutes")), 1) * 60
+    scheduler.add_job(
+        run_feed_poll,
+        IntervalTrigger(seconds=every, timezone=schedule_of(config).zone),
+        args=args,
+        id=FEEDS_JOB,
+        name="read the feeds",
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        run_feed_poll,
+        feed_lead_trigger(config),
+        args=args,
+        id=FEEDS_LEAD_JOB,
+        name="read the feeds before the slot",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=600,
     )
 
 
@@ -103,6 +161,7 @@ def build_scheduler(config: Config, engine: Engine, *, now_fn: NowFn = utc_now) 
         max_instances=1,
         next_run_time=utc_now(),  # start-up catch-up
     )
+    add_feed_jobs(scheduler, config, engine, now_fn)
     return scheduler
 
 

@@ -27,6 +27,7 @@ from newsletter.errors import (
     NotFoundError,
 )
 from newsletter.i18n import format_date
+from newsletter.intake.urls import canonical_url
 from newsletter.models import Issue, IssueDraft, IssueStatus, Link
 
 MAX_URL = 2000
@@ -120,10 +121,16 @@ def queue_link(
     excerpt: str = "",
     tags: Sequence[str] = (),
     now: datetime,
+    canonical: str = "",
 ) -> Link:
-    """Append a link to the next issue's queue. Raises ``InvalidInputError`` for bad input."""
+    """Append a link to the next issue's queue. Raises ``InvalidInputError`` for bad input.
+
+    ``canonical`` is the page's canonical URL when link intake found it (after redirects and
+    ``rel=canonical``); by default the URL itself without tracking parameters."""
+    url = check_url(url)
     link = Link(
-        url=check_url(url),
+        url=url,
+        canonical_url=check_url(canonical or canonical_url(url), "canonical"),
         title=check_text(title, "title", limit=MAX_TITLE, required=True),
         source=check_text(source, "source", limit=MAX_SOURCE),
         excerpt=_check_excerpt(excerpt),
@@ -174,6 +181,7 @@ def update_link(
     link = _queued_link(session, link_id)
     if url is not None:
         link.url = check_url(url)
+        link.canonical_url = canonical_url(link.url)
     if title is not None:
         link.title = check_text(title, "title", limit=MAX_TITLE, required=True)
     if source is not None:

@@ -125,5 +125,10 @@ class DeliveryError(NewsletterError):
     """Sending mail failed in a way the caller must hear about."""
 
 
+class FetchError(NewsletterError):
+    """A page or feed could not be fetched or read (blocked address, timeout, HTTP error, not
+    HTML, too many redirects); the key says why, e.g. ``the page answered %(status)s``."""
+
+
 class MailboxError(NewsletterError):
     """The IMAP bounce mailbox could not be reached or read."""

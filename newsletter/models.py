@@ -30,7 +30,10 @@ class Link(Base):
     """A link queued for the next issue (``issue_id`` NULL) or part of an assembled issue."""
 
     __tablename__ = "link"
-    __table_args__ = (Index("ix_link_issue_position", "issue_id", "position"),)
+    __table_args__ = (
+        Index("ix_link_issue_position", "issue_id", "position"),
+        Index("ix_link_canonical_url", "canonical_url"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
@@ -43,6 +46,43 @@ class Link(Base):
     issue_id: Mapped[int | None] = mapped_column(
         ForeignKey("issue.id", ondelete="SET NULL"), nullable=True
     )
+    # Link intake (newsletter.intake): the URL without tracking parameters, after redirects
+    # and rel=canonical, to notice the same page queued twice; and anonymous click counters.
+    canonical_url: Mapped[str] = mapped_column(String(2000), default="")
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    bot_clicks: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Feed(Base):
+    """A feed (RSS, Atom or JSON Feed) whose new items are queued as links."""
+
+    __tablename__ = "feed"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    title: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What the last poll saw: validators for a conditional GET, and its outcome.
+    etag: Mapped[str] = mapped_column(String(500), default="")
+    last_modified: Mapped[str] = mapped_column(String(100), default="")
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Why the last poll failed, as a message key and its values (JSON); empty when it worked.
+    error: Mapped[str] = mapped_column(String(500), default="")
+    error_values: Mapped[str] = mapped_column(Text, default="")
+    queued_total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FeedItem(Base):
+    """An item a feed has shown once (by its id, else its link): never queued twice."""
+
+    __tablename__ = "feed_item"
+    __table_args__ = (UniqueConstraint("feed_id", "key", name="uq_feed_item_feed_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feed.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(2000))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class IssueStatus(StrEnum):

@@ -229,6 +229,42 @@ SETTINGS: tuple[Setting, ...] = (
         3,
         "Soft bounces in a row after which a subscriber is marked bounced.",
     ),
+    # [intake]: fetching the pages and feeds editors give (a server fetching URLs: SSRF).
+    Setting(
+        "intake",
+        "allow_networks",
+        str,
+        "",
+        "Comma-separated networks the link fetcher may reach although they are not public, "
+        "e.g. `127.0.0.0/8, ::1/128`; empty allows public addresses only.",
+    ),
+    Setting("intake", "timeout", float, 10.0, "Seconds one page or feed fetch may take in total."),
+    Setting("intake", "max_bytes", int, 2_000_000, "Most bytes of a page or feed that are read."),
+    Setting("intake", "max_redirects", int, 5, "Most redirects the fetcher follows for one URL."),
+    Setting(
+        "intake",
+        "feed_poll_minutes",
+        int,
+        60,
+        "Minutes between two polls of the registered feeds (they are also polled "
+        "`feed_lead_minutes` before each slot).",
+    ),
+    Setting(
+        "intake",
+        "feed_lead_minutes",
+        int,
+        15,
+        "Minutes before each weekly slot when the feeds are polled once more.",
+    ),
+    # [tracking]: privacy first, everything off by default.
+    Setting(
+        "tracking",
+        "clicks",
+        bool,
+        False,
+        "Count readers' clicks per link (anonymous counters: no subscriber, IP or cookie "
+        "is stored); the digest's links then go through `/r/ISSUE/LINK`.",
+    ),
 )
 
 

@@ -96,7 +96,7 @@ def test_editor_journey_in_a_browser(
         form.locator("input[name=title]").fill(title)
         form.locator("input[name=source]").fill("Le Monde")
         form.locator("textarea[name=excerpt]").fill("Un extrait écrit pour le test.")
-        form.locator("button").click()
+        form.locator("button:not([formaction])").click()
         page.wait_for_url(f"{base}/admin/issue?done=added")
     preview = page.frame_locator("iframe.preview")
     assert "Des données ouvertes" in preview.locator("body").inner_text()

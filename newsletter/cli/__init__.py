@@ -16,6 +16,7 @@ from newsletter.cli import editors as _editors  # noqa: F401  isort: skip
 from newsletter.cli import send as _send  # noqa: F401  isort: skip
 from newsletter.cli import subscribers as _subscribers  # noqa: F401  isort: skip
 from newsletter.cli import schedule as _schedule  # noqa: F401  isort: skip
+from newsletter.cli import feeds as _feeds  # noqa: F401  isort: skip
 from newsletter.cli import inbound as _inbound  # noqa: F401  isort: skip
 
 __all__ = ["main"]

@@ -14,6 +14,7 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import InvalidInputError
+from newsletter.intake.fetcher import FetchPolicy
 from newsletter.issuefile import queue_issue_file, read_issue_file
 from newsletter.sending.message import MessageTemplate, Recipient
 from newsletter.sending.render import (
@@ -23,6 +24,7 @@ from newsletter.sending.render import (
     render_digest,
 )
 from newsletter.sending.smtp import send_single
+from newsletter.services import intake
 from subscribers.tokens import make_unsubscribe_token
 
 # The preview's unsubscribe link is signed for no real subscriber (id 0).
@@ -37,7 +39,7 @@ def links() -> None:
 
 @links.command("add")
 @click.argument("url")
-@click.option("--title", required=True, help="Headline of the link.")
+@click.option("--title", default="", help="Headline; without it, the page's own is fetched.")
 @click.option("--source", default="", help="Publication it comes from, e.g. Le Monde.")
 @click.option("--excerpt", default="", help="A short excerpt (blank lines separate paragraphs).")
 @click.option("--tag", "tags", multiple=True, help="A tag; repeat for several.")
@@ -45,12 +47,26 @@ def links() -> None:
 def links_add(
     app: AppContext, url: str, title: str, source: str, excerpt: str, tags: tuple[str, ...]
 ) -> None:
-    """Queue URL for the next issue."""
-    with transaction(app.engine()) as session:
-        link = content.queue_link(
-            session, url=url, title=title, source=source, excerpt=excerpt, tags=tags, now=utc_now()
-        )
-        click.echo(f"Queued link {link.id} at position {link.position}: {link.title}")
+    """Queue URL for the next issue (without --title, its card is read from the page)."""
+    # Link intake (issue 13): the use case fetches the page when no title is given.
+    added = intake.add_link(
+        app.engine(),
+        FetchPolicy.from_config(app.config),
+        url=url,
+        title=title,
+        source=source,
+        excerpt=excerpt,
+        tags=tags,
+        now=utc_now(),
+    )
+    link = added.link
+    click.echo(f"Queued link {link.id} at position {link.position}: {link.title}")
+    if link.source:
+        click.echo(f"  source: {link.source}")
+    if added.problem is not None:
+        click.echo(f"Warning: the page could not be read ({added.problem.reason}).", err=True)
+    if added.duplicate is not None:
+        click.echo(f"Warning: {added.duplicate.render(str)}", err=True)
 
 
 @links.command("list")

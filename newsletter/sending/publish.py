@@ -9,7 +9,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
-from newsletter.content import assemble_issue, issue_view
+from newsletter.content import assemble_issue, issue_links, issue_view
+from newsletter.intake.clicks import tracked_view
 from newsletter.models import Issue, RunKind, SendRun
 from newsletter.sending.render import render_digest
 from newsletter.sending.runs import start_send_run
@@ -37,7 +38,12 @@ def publish_next_issue(
     All in the caller's transaction, so a failure stores nothing. Raises
     ``InvalidInputError`` when no link is queued."""
     issue = assemble_issue(session, config, now, intro)
-    rendered = render_digest(config, issue_view(session, issue, config.timezone))
+    view = issue_view(session, issue, config.timezone)
+    if config.get("tracking", "clicks"):
+        # Readers' clicks go through counted, signed redirects (newsletter.intake.clicks).
+        ids = [link.id for link in issue_links(session, issue)]
+        view = tracked_view(view, ids, config.base_url, config.secret_key)
+    rendered = render_digest(config, view)
     issue.subject, issue.html, issue.text = rendered.subject, rendered.html, rendered.text
     run = start_send_run(
         session,

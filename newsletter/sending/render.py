@@ -114,6 +114,7 @@ def digest_context(config: Config, view: IssueView) -> dict[str, Any]:
         "preheader": (intro[0] if intro else ", ".join(link.title for link in view.links))[:150],
         "links": view.links,
         "archive_url": f"{config.base_url}/archive/{view.number}",
+        "clicks_counted": bool(config.get("tracking", "clicks")),
     }
 
 

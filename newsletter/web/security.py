@@ -138,11 +138,12 @@ class CSRFMiddleware:
     """Gives every visitor a random CSRF cookie (set on the response when new) and puts its
     value in ``request.state.csrf_seed`` for ``csrf_token``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, exempt_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.exempt_prefixes = exempt_prefixes  # paths that never get the cookie
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
         seed = Request(scope).cookies.get(CSRF_COOKIE, "")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 09:20:26.450808
+Create Date: 2026-11-30 09:42:50.513010
 """
 
 from __future__ import annotations
@@ -29,6 +29,22 @@ def upgrade() -> None:
         sa.Column("last_login_at", newsletter.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_editor")),
         sa.UniqueConstraint("email", name=op.f("uq_editor_email")),
+    )
+    op.create_table(
+        "feed",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("title", sa.String(length=500), nullable=False),
+        sa.Column("created_at", newsletter.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("etag", sa.String(length=500), nullable=False),
+        sa.Column("last_modified", sa.String(length=100), nullable=False),
+        sa.Column("polled_at", newsletter.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ok_at", newsletter.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.String(length=500), nullable=False),
+        sa.Column("error_values", sa.Text(), nullable=False),
+        sa.Column("queued_total", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_feed")),
+        sa.UniqueConstraint("url", name=op.f("uq_feed_url")),
     )
     op.create_table(
         "imap_cursor",
@@ -154,6 +170,18 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "feed_item",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("feed_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=2000), nullable=False),
+        sa.Column("seen_at", newsletter.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["feed_id"], ["feed.id"], name=op.f("fk_feed_item_feed_id_feed"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_feed_item")),
+        sa.UniqueConstraint("feed_id", "key", name="uq_feed_item_feed_key"),
+    )
+    op.create_table(
         "link",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("url", sa.String(length=2000), nullable=False),
@@ -164,12 +192,16 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("queued_at", newsletter.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("issue_id", sa.Integer(), nullable=True),
+        sa.Column("canonical_url", sa.String(length=2000), nullable=False),
+        sa.Column("clicks", sa.Integer(), nullable=False),
+        sa.Column("bot_clicks", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["issue_id"], ["issue.id"], name=op.f("fk_link_issue_id_issue"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_link")),
     )
     with op.batch_alter_table("link", schema=None) as batch_op:
+        batch_op.create_index("ix_link_canonical_url", ["canonical_url"], unique=False)
         batch_op.create_index("ix_link_issue_position", ["issue_id", "position"], unique=False)
 
     op.create_table(
@@ -322,8 +354,10 @@ def downgrade() -> None:
     op.drop_table("send_run")
     with op.batch_alter_table("link", schema=None) as batch_op:
         batch_op.drop_index("ix_link_issue_position")
+        batch_op.drop_index("ix_link_canonical_url")
 
     op.drop_table("link")
+    op.drop_table("feed_item")
     with op.batch_alter_table("consent_event", schema=None) as batch_op:
         batch_op.drop_index("ix_consent_event_subscriber_at")
         batch_op.drop_index(batch_op.f("ix_consent_event_address_hash"))
@@ -340,5 +374,6 @@ def downgrade() -> None:
     op.drop_table("issue_draft")
     op.drop_table("issue")
     op.drop_table("imap_cursor")
+    op.drop_table("feed")
     op.drop_table("editor")
     # ### end Alembic commands ###

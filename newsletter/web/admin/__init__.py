@@ -12,7 +12,10 @@ from starlette.staticfiles import StaticFiles
 
 from newsletter import resources
 from newsletter.web.admin import (
+    clicks_page,
+    feeds_page,
     inbound_page,
+    intake_page,
     issue,
     preview,
     schedule_page,
@@ -36,6 +39,9 @@ def admin_routes() -> list[BaseRoute]:
         Route("/", index, methods=["GET"]),
         *session_pages.routes,
         *issue.routes,
+        *intake_page.routes,  # link intake: add (URL alone), suggest, share
+        *feeds_page.routes,
+        *clicks_page.routes,
         *preview.routes,
         *sends.routes,
         *schedule_page.routes,

@@ -3,7 +3,7 @@ send a test of the issue to the signed-in editor."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -57,6 +57,7 @@ async def _page(
     *,
     error: NewsletterError | None = None,
     form: Any = None,
+    notices: Sequence[str] = (),
     form_name: str = "add",
 ) -> Response:
     """The issue page; after an error, ``form`` (what the editor typed) refills the form named
@@ -64,8 +65,22 @@ async def _page(
     config: Config = request.app.state.config
     context = await run_db(request, lambda s: _issue_context(s, config))
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
+    context["notices"] = notices  # link intake: a suggestion's warnings, above the add form
     context["form_name"] = form_name
     return render_admin_page(request, "issue.html", context, status_code=page_status(error))
+
+
+async def issue_page_with(
+    request: Request, *, form: Mapping[str, str], notices: Sequence[str]
+) -> Response:
+    """The issue page with the add form filled in (a suggested card) and ``notices``."""
+    return await _page(request, form=form, notices=notices)
+
+
+async def issue_error_page(request: Request, error: NewsletterError, form: Any = None) -> Response:
+    """The issue page again, showing what went wrong with the editor's last action (and,
+    with ``form``, the fields the editor typed)."""
+    return await _page(request, error=error, form=form)
 
 
 async def _act(
@@ -84,7 +99,7 @@ async def _act(
     return await run_action(request, work, f"/admin/issue?done={done}", on_error)
 
 
-def _link_fields(form: Any) -> dict[str, Any]:
+def link_fields(form: Any) -> dict[str, Any]:
     """The fields of the link form, as ``content.queue_link``/``update_link`` take them."""
     return {
         "url": field(form, "url").strip(),
@@ -101,22 +116,13 @@ async def issue_page(request: Request) -> Response:
 
 
 @editor_required
-async def add_link(request: Request) -> Response:
-    form = await request.form()
-    now = utc_now()
-    return await _act(
-        request, "added", lambda s: content.queue_link(s, **_link_fields(form), now=now), form
-    )
-
-
-@editor_required
 async def edit_link(request: Request) -> Response:
     form = await request.form()
     link_id = int(request.path_params["link_id"])
     return await _act(
         request,
         "saved",
-        lambda s: content.update_link(s, link_id, **_link_fields(form)),
+        lambda s: content.update_link(s, link_id, **link_fields(form)),
         form,
         f"link-{link_id}",
     )
@@ -166,7 +172,6 @@ async def send_test(request: Request) -> Response:
 
 routes = [
     Route("/issue", issue_page, methods=["GET"]),
-    Route("/issue/links", add_link, methods=["POST"]),
     Route("/issue/links/{link_id:int}", edit_link, methods=["POST"]),
     Route("/issue/links/{link_id:int}/move", move_link, methods=["POST"]),
     Route("/issue/links/{link_id:int}/delete", remove_link, methods=["POST"]),

@@ -110,6 +110,7 @@ def render_admin_page(
 ADMIN_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; "
+    "manifest-src 'self'; "
     "frame-ancestors 'none'"
 )
 ADMIN_HEADERS = {

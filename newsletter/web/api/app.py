@@ -24,6 +24,7 @@ from newsletter.editors import editor_for_token
 from newsletter.errors import InvalidInputError, NewsletterError
 from newsletter.web.api import handlers
 from newsletter.web.api.handlers import JSON_HEADERS, ok
+from newsletter.web.api.intake import intake_operations
 from newsletter.web.api.operations import operations
 from newsletter.web.api.validation import Handler, Operation, openapi_document, validate
 from newsletter.web.common import error_status
@@ -129,7 +130,7 @@ async def openapi_json(request: Request) -> Response:
     return ok(document)
 
 
-OPERATIONS: tuple[Operation, ...] = operations(vars(handlers))
+OPERATIONS: tuple[Operation, ...] = operations(vars(handlers)) + intake_operations()
 
 
 def _routes() -> list[BaseRoute]:

@@ -16,9 +16,10 @@ from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NotFoundError
+from newsletter.intake.fetcher import FetchPolicy
 from newsletter.models import Link
 from newsletter.schedule.policy import parse_local_date, parse_local_datetime
-from newsletter.services import inbound, sends
+from newsletter.services import inbound, intake, sends
 from newsletter.services import schedule as schedule_commands
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import ImportOptions
@@ -82,20 +83,26 @@ async def list_links(request: Request) -> Response:
 
 async def create_link(request: Request) -> Response:
     body, now = request.state.body, utc_now()
-
-    def work(session: Session) -> dict[str, Any]:
-        link = content.queue_link(
-            session,
+    config: Config = request.app.state.config
+    # Link intake: without a title the use case fetches the page, outside any transaction.
+    added = await run_in_threadpool(
+        lambda: intake.add_link(
+            request.app.state.engine,
+            FetchPolicy.from_config(config),
             url=body["url"],
-            title=body["title"],
+            title=body.get("title", ""),
             source=body.get("source", ""),
             excerpt=body.get("excerpt", ""),
             tags=body.get("tags", []),
             now=now,
         )
-        return link_dict(link)
-
-    return ok(await run_db(request, work), 201)
+    )
+    data = link_dict(added.link)
+    if added.problem is not None:
+        data["fetch_error"] = added.problem.reason
+    if added.duplicate is not None:
+        data["duplicate"] = vars(added.duplicate)
+    return ok(data, 201)
 
 
 async def update_link(request: Request) -> Response:

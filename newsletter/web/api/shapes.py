@@ -20,6 +20,12 @@ LINK = obj(
         "excerpt": {"type": "string"},
         "tags": {"type": "array", "items": {"type": "string"}},
         "position": INT,
+        # Link intake: why the page could not fill the card, and an earlier link to it.
+        "fetch_error": {"type": "string"},
+        "duplicate": obj(
+            {"link_id": INT, "title": {"type": "string"}, "issue_number": nullable(INT)},
+            ("link_id", "title", "issue_number"),
+        ),
     },
     ("id", "url", "title", "source", "excerpt", "tags", "position"),
 )
@@ -32,7 +38,7 @@ NEW_LINK = obj(
         "excerpt": string(MAX_EXCERPT),
         "tags": TAGS,
     },
-    ("url", "title"),
+    ("url",),  # without a title, the page's card fills the link (link intake)
 )
 LINK_CHANGES = obj({k: v for k, v in NEW_LINK["properties"].items()})
 NEXT_ISSUE = obj(
