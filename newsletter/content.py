@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from newsletter import inputs
 from newsletter.clock import local_date
 from newsletter.config import Config
 from newsletter.errors import (
@@ -73,7 +74,7 @@ def check_url(url: str, field: str = "url") -> str:
         raise InvalidInputError(
             "must be a single URL without spaces, at most 2000 characters", field
         )
-    return url
+    return inputs.check_text(url, field)
 
 
 def check_text(value: str, field: str, *, limit: int, required: bool = False) -> str:
@@ -85,7 +86,7 @@ def check_text(value: str, field: str, *, limit: int, required: bool = False) ->
         raise HeaderInjectionError("must be a single line", field)
     if len(value) > limit:
         raise InvalidInputError("must be at most %(limit)s characters", field, limit=limit)
-    return value
+    return inputs.check_text(value, field)
 
 
 def check_tags(tags: Iterable[str]) -> str:
@@ -106,7 +107,7 @@ def _check_excerpt(excerpt: str) -> str:
         raise InvalidInputError(
             "must be at most %(limit)s characters", "excerpt", limit=MAX_EXCERPT
         )
-    return excerpt
+    return inputs.check_text(excerpt, "excerpt", multiline=True)
 
 
 # --- the queue -------------------------------------------------------------------------------
@@ -207,6 +208,17 @@ def move_link(session: Session, link_id: int, position: int) -> list[Link]:
     return others
 
 
+def requeue_links(session: Session, links: Sequence[Link]) -> None:
+    """Put ``links`` (taken out of a withdrawn issue) back at the head of the queue, in their
+    order, before the links queued since."""
+    queued = queued_links(session)
+    for link in links:
+        link.issue_id = None
+    for number, item in enumerate([*links, *queued], start=1):
+        item.position = number
+    session.flush()
+
+
 def remove_link(session: Session, link_id: int) -> None:
     """Delete a queued link. Raises ``NotFoundError`` or ``ConflictError``."""
     session.delete(_queued_link(session, link_id))
@@ -230,11 +242,25 @@ def _saved_draft(session: Session, now: datetime) -> IssueDraft:
     return draft
 
 
-def set_intro(session: Session, text: str, now: datetime) -> IssueDraft:
-    """Set the next issue's intro (plain text; blank lines separate paragraphs)."""
+def check_intro(text: str) -> str:
+    """An intro stripped, with Windows line breaks made plain; raises ``InvalidInputError``
+    when it is too long or holds control characters."""
     text = text.replace("\r\n", "\n").strip()
     if len(text) > MAX_EXCERPT:
         raise InvalidInputError("must be at most %(limit)s characters", "intro", limit=MAX_EXCERPT)
+    return inputs.check_text(text, "intro", multiline=True)
+
+
+def clear_draft(session: Session, now: datetime) -> None:
+    """Empty the draft (its intro and subject went into an issue)."""
+    draft = session.get(IssueDraft, DRAFT_ID)
+    if draft is not None:
+        draft.intro, draft.subject, draft.updated_at = "", "", now
+
+
+def set_intro(session: Session, text: str, now: datetime) -> IssueDraft:
+    """Set the next issue's intro (plain text; blank lines separate paragraphs)."""
+    text = check_intro(text)
     draft = _saved_draft(session, now)
     draft.intro, draft.updated_at = text, now
     session.flush()

@@ -2,7 +2,8 @@
 and Alembic migrations.
 
 SQLite (WAL, foreign keys on) is the embedded default; PostgreSQL through psycopg 3 is the
-scale-out engine. Models live with their domain (``newsletter.models``, ``subscribers.models``).
+scale-out engine. Models live with their domain (``newsletter.models``, ``subscribers.models``);
+``newsletter.schema`` gathers them for Alembic.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -132,21 +134,41 @@ def alembic_config(engine: Engine) -> Any:
 
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
-    """Apply Alembic migrations up to ``revision`` (idempotent)."""
+    """Apply Alembic migrations up to ``revision`` (idempotent). Raises ``ConfigError`` when
+    the database cannot be opened or was migrated by a newer version of the program."""
     from alembic import command
 
+    current_revision(engine)
     command.upgrade(alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (``None`` before any migration). Raises
+    ``ConfigError`` when the database cannot be opened (a directory, garbage, a server that
+    does not answer) or its revision is unknown to this program (a newer version migrated
+    it)."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    try:
+        with engine.connect() as connection:
+            revision = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as exc:
+        raise ConfigError(
+            "[database] url: cannot open the database: %(error)s",
+            error=str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__,
+        ) from None
+    if revision is not None and revision not in known_revisions(engine):
+        raise ConfigError(
+            "the database was migrated by a newer version of the newsletter (schema "
+            "%(revision)s): upgrade the program, or use a backup made before",
+            revision=revision,
+        )
+    return revision
 
 
-def import_all_models() -> None:
-    """Import every module that defines tables, so ``Base.metadata`` is complete."""
-    import newsletter.inbound.models
-    import newsletter.models  # noqa: F401
-    import subscribers.models  # noqa: F401
+def known_revisions(engine: Engine) -> set[str]:
+    """Every schema revision this program's migrations know."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+    return {script.revision for script in scripts.walk_revisions()}

@@ -132,3 +132,8 @@ class FetchError(NewsletterError):
 
 class MailboxError(NewsletterError):
     """The IMAP bounce mailbox could not be reached or read."""
+
+
+class NotYetError(NewsletterError):
+    """What came back answers a delivery whose sending is not recorded yet: the intake must
+    have it handed again later (LMTP 451, exit 75, HTTP 503), when it can be acted on."""

@@ -26,6 +26,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal as _cldr_decimal
 
+from newsletter.errors import Gettext as Gettext  # the one definition, re-exported
 from newsletter.resources import LOCALE_DIR
 
 DEFAULT_LANGUAGE = "fr"
@@ -38,7 +39,6 @@ _LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 # The message domain: ``messages.po`` under each language's ``LC_MESSAGES``.
 DOMAIN = "messages"
 
-Gettext = Callable[[str], str]
 Ngettext = Callable[[str, str, int], str]
 Translations = _gettext.NullTranslations
 
@@ -63,15 +63,22 @@ def catalogue_path(language: str) -> str:
 def translations(language: str) -> Translations:
     """The gettext translations of ``language``, read from its ``.po`` file once per process.
 
-    English, or a language with no catalogue, gives the msgids themselves. Fuzzy entries are
-    left out, as ``msgfmt`` would. Translations get the language's ``typography`` (French
-    narrow no-break spaces), so the catalogue itself can be typed with plain spaces.
+    English, or a language with no catalogue, gives the msgids themselves.
     """
     try:
-        with open(catalogue_path(language), "rb") as po:
-            catalogue = read_po(po, locale=_LOCALES.get(language, language), domain=DOMAIN)
+        return read_translations(catalogue_path(language), language)
     except FileNotFoundError:
         return _gettext.NullTranslations()
+
+
+def read_translations(path: str, language: str) -> Translations:
+    """The translations in the ``.po`` file at ``path``, compiled in memory. Fuzzy entries are
+    left out, as ``msgfmt`` would; the plural rule is the file's ``Plural-Forms``.
+    Translations get the language's ``typography`` (French narrow no-break spaces), so the
+    catalogue itself can be typed with plain spaces. Raises ``FileNotFoundError`` when there
+    is no such file."""
+    with open(path, "rb") as po:
+        catalogue = read_po(po, locale=_LOCALES.get(language, language), domain=DOMAIN)
     for message in catalogue:
         # The catalogue is written with plain spaces; the pages get the language's spacing.
         if isinstance(message.string, str):

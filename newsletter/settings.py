@@ -93,6 +93,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", "port", int, 8000, "Port `newsletter serve` listens on."),
     Setting(
         "web",
+        "trusted_proxies",
+        str,
+        "",
+        "Comma-separated addresses or networks of the reverse proxies in front of `serve` "
+        "(e.g. `127.0.0.1, 10.0.0.0/8`). Only requests from these are believed about the "
+        "client's address (`X-Forwarded-For`) and scheme; empty (the default): none is.",
+    ),
+    Setting(
+        "web",
         "secret_key",
         str,
         "",

@@ -111,9 +111,10 @@ alias_maps =
 alias_database =
 local_transport = error:no local delivery
 delay_warning_time = 0h
-# A 4xx bounces at once (Action: failed, Status: 4.x.x) instead of waiting days.
+# A 4xx bounces at once (Action: failed, Status: 4.x.x) instead of waiting days; a DSN the
+# intake answers 451 is retried (within seconds) like any deferred mail.
 maximal_queue_lifetime = 0
-bounce_queue_lifetime = 0
+bounce_queue_lifetime = 1h
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s

@@ -7,10 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from newsletter.config import Config
 from newsletter.db import transaction
+from newsletter.errors import NotYetError
 from newsletter.inbound.models import InboundAction, InboundKind, InboundMessage
 from newsletter.models import Delivery, RunStatus, SendRun
 from newsletter.services.inbound import deliverability, list_inbound, receive_message
@@ -269,3 +270,21 @@ def test_complaint_rate_over_threshold_pauses_the_run(
     assert received.action == InboundAction.COMPLAINED and received.paused_run
     assert "complaint rate" in received.detail
     assert received.kind == InboundKind.COMPLAINT
+
+
+def test_dsn_overtaking_the_senders_record_is_deferred(config: Config, engine: Engine) -> None:
+    """A hard bounce for a delivery the sender has not recorded yet (still ``sending``) is
+    refused with ``NotYetError``, recording nothing; handed again once the sender recorded
+    the 250, it acts."""
+    run_id = sent_run(engine, 1)
+    person = _ids(engine)[0]
+    with transaction(engine) as session:
+        session.execute(update(Delivery).where(Delivery.run_id == run_id).values(status="sending"))
+    raw = dsn(config, run_id, person, "reader0@example.net")
+    with pytest.raises(NotYetError):
+        _receive(engine, config, raw)
+    assert _inbound_count(engine) == 0 and _state(engine, person)[0] == "active"
+    with transaction(engine) as session:
+        session.execute(update(Delivery).where(Delivery.run_id == run_id).values(status="sent"))
+    assert _receive(engine, config, raw).action == "bounced"
+    assert _state(engine, person) == ("bounced", ["bounced"], ["bounced"])

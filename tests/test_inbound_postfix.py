@@ -47,10 +47,13 @@ def sink() -> Iterator[SMTPServer]:
 @pytest.fixture
 def postfix(sink: SMTPServer) -> Iterator[tuple[Postfix, int]]:
     lmtp_port = free_port()
+    server: Postfix | None = None
     try:
         server = Postfix(relay_port=sink.port, lmtp_port=lmtp_port, bounce_domain="example.org")
         server.start()
     except (PostfixUnavailable, OSError) as exc:
+        if server is not None:
+            server.stop()  # its temp folder goes too
         if IN_CI:
             pytest.fail(f"a throwaway Postfix is required in CI but could not start: {exc}")
         pytest.skip(f"Postfix tests skipped: {exc}")

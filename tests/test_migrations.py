@@ -6,14 +6,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
-from newsletter.db import Base, current_revision, import_all_models, upgrade_database
+from newsletter.db import current_revision, upgrade_database
+from newsletter.schema import metadata
 
 
 def test_migrations_match_models(engine: Engine) -> None:
-    import_all_models()
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
-        diff = compare_metadata(context, Base.metadata)
+        diff = compare_metadata(context, metadata)
     assert diff == []
 
 

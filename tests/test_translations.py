@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from newsletter.i18n import (
     NARROW_NBSP,
@@ -11,6 +12,7 @@ from newsletter.i18n import (
     format_list,
     gettext,
     ngettext,
+    read_translations,
     typography,
 )
 from newsletter.templating import make_environment
@@ -78,3 +80,23 @@ def test_environment_filters_translate_values_by_context() -> None:
         "suspendu|Lien ajouté.|Se désabonner|0,3|dimanche 6 décembre 2026"
     )
     assert gettext("fr")("paused") == "en pause"  # the slot reason, without context
+
+
+def test_fuzzy_entries_are_not_used_and_plurals_follow_the_header(tmp_path: Path) -> None:
+    """A fuzzy translation is ignored (English shows); plural forms follow Plural-Forms."""
+    po = tmp_path / "messages.po"
+    po.write_text(
+        'msgid ""\nmsgstr ""\n"Language: fr\\n"\n'
+        '"Plural-Forms: nplurals=2; plural=(n > 1);\\n"\n'
+        '"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+        '#, fuzzy\nmsgid "Unsubscribe"\nmsgstr "Peut-être se désabonner"\n\n'
+        'msgid "Save"\nmsgstr "Enregistrer"\n\n'
+        'msgid "%(num)s link"\nmsgid_plural "%(num)s links"\n'
+        'msgstr[0] "%(num)s lien"\nmsgstr[1] "%(num)s liens"\n',
+        encoding="utf-8",
+    )
+    catalogue = read_translations(str(po), "fr")
+    assert catalogue.gettext("Unsubscribe") == "Unsubscribe"
+    assert catalogue.gettext("Save") == "Enregistrer"
+    assert catalogue.ngettext("%(num)s link", "%(num)s links", 0) == "%(num)s lien"
+    assert catalogue.ngettext("%(num)s link", "%(num)s links", 3) == "%(num)s liens"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from alembic import command
 
-from newsletter.db import MIGRATIONS_DIR, alembic_config, make_engine
+from newsletter.db import alembic_config, make_engine
+from newsletter.resources import MIGRATIONS_DIR
 
 target = MIGRATIONS_DIR / "versions" / "0001_initial_schema.py"
 target.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Config
+from newsletter.errors import NotYetError
 from newsletter.inbound.classify import Classification
 from newsletter.inbound.figures import run_deliverability
 from newsletter.inbound.models import InboundAction, InboundKind, InboundMessage
@@ -120,8 +121,12 @@ def _hard_bounce(
     now: datetime,
 ) -> InboundOutcome:
     reason = " ".join(p for p in (found.status_code, found.reason) if p) or "hard bounce"
+    if delivery.status == DeliveryStatus.SENDING:
+        # A fast relay's DSN can overtake the sender's record of the 250: acting now, the
+        # sender would then write "sent" over "bounced". Have it handed again a bit later.
+        raise NotYetError("send %(run)s is still recording this delivery", run=delivery.run_id)
     changed = False
-    if delivery.status not in (DeliveryStatus.BOUNCED, DeliveryStatus.SENDING):
+    if delivery.status != DeliveryStatus.BOUNCED:
         delivery.status = DeliveryStatus.BOUNCED
         delivery.last_error = f"bounced after delivery: {reason}"[:500]
         delivery.updated_at = now

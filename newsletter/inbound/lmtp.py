@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
+from newsletter.errors import NotYetError
+
 log = logging.getLogger(__name__)
 
 # Records one message: (raw bytes, envelope sender, envelope recipients). Synchronous: it is
@@ -32,7 +34,10 @@ class IntakeHandler:
         recipients = [str(r) for r in envelope.rcpt_tos]
         try:
             await asyncio.to_thread(self.record, data, str(envelope.mail_from or ""), recipients)
-        except Exception:
+        except NotYetError as exc:
+            log.info("inbound message deferred: %s", exc)
+            status = "451 4.3.0 Not yet, try again later"
+        except Exception:  # any failure to record means "try again later"
             log.exception("inbound message not recorded; answering 451 so the MTA retries")
             status = "451 4.3.0 Not recorded, try again later"
         else:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from newsletter.db import Base, import_all_models, make_engine
-
-import_all_models()
-target_metadata = Base.metadata
+from newsletter.db import make_engine
+from newsletter.schema import metadata as target_metadata
 
 
 def run_migrations() -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
-from newsletter.errors import NewsletterError
+from newsletter.errors import NewsletterError, NotYetError
 from newsletter.inbound.imap import ImapSettings, Mailbox, imap_settings
 from newsletter.inbound.lmtp import LMTPIntake
 from newsletter.inbound.models import ImapCursor
@@ -90,8 +90,11 @@ def poll_imap(
         for uid in mailbox.uids_after(last_uid):
             raw = mailbox.fetch(uid)
             if raw is not None:
+                try:
+                    received = receive_message(engine, config, raw, source="imap", now=now_fn())
+                except NotYetError:
+                    break  # this one and the rest are read again at the next poll
                 fetched += 1
-                received = receive_message(engine, config, raw, source="imap", now=now_fn())
                 if received.classified:
                     mailbox.move(uid, settings.processed_folder)
                     moved += 1

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from newsletter.clock import utc_now
-from newsletter.errors import InvalidInputError
+from newsletter.errors import InvalidInputError, NotYetError
 from newsletter.inbound.providers import (
     ProviderEvent,
     check_basic_auth,
@@ -48,7 +48,11 @@ async def _record(request: Request, events: list[ProviderEvent], body: bytes) ->
         done = [receive_event(state.engine, state.config, e, body, now=now) for e in events]
         return [{"id": r.id, "kind": r.kind, "action": r.action} for r in done]
 
-    return JSONResponse({"recorded": await run_in_threadpool(record)})
+    try:
+        return JSONResponse({"recorded": await run_in_threadpool(record)})
+    except NotYetError as exc:
+        # The provider retries a 5xx: by then the send has recorded the delivery.
+        return JSONResponse({"error": exc.message}, status_code=503, headers={"retry-after": "60"})
 
 
 def sns_verifier(request: Request) -> SNSVerifier:

@@ -105,5 +105,5 @@ routes = [
     Route("/feeds", feeds_page, methods=["GET"]),
     Route("/feeds", add_feed, methods=["POST"]),
     Route("/feeds/poll", poll_feeds, methods=["POST"]),
-    Route("/feeds/{feed_id:int}/delete", remove_feed, methods=["POST"]),
+    Route("/feeds/{feed_id:id}/delete", remove_feed, methods=["POST"]),
 ]

@@ -51,5 +51,5 @@ async def inbound_message_page(request: Request) -> Response:
 
 routes = [
     Route("/inbound", inbound_page, methods=["GET"]),
-    Route("/inbound/{message_id:int}", inbound_message_page, methods=["GET"]),
+    Route("/inbound/{message_id:id}", inbound_message_page, methods=["GET"]),
 ]

@@ -172,9 +172,9 @@ async def send_test(request: Request) -> Response:
 
 routes = [
     Route("/issue", issue_page, methods=["GET"]),
-    Route("/issue/links/{link_id:int}", edit_link, methods=["POST"]),
-    Route("/issue/links/{link_id:int}/move", move_link, methods=["POST"]),
-    Route("/issue/links/{link_id:int}/delete", remove_link, methods=["POST"]),
+    Route("/issue/links/{link_id:id}", edit_link, methods=["POST"]),
+    Route("/issue/links/{link_id:id}/move", move_link, methods=["POST"]),
+    Route("/issue/links/{link_id:id}/delete", remove_link, methods=["POST"]),
     Route("/issue/draft", save_draft, methods=["POST"]),
     Route("/issue/test", send_test, methods=["POST"]),
 ]

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import InvalidInputError, NewsletterError
+from newsletter.inputs import parse_count
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import PAGE_SIZE, STATUSES, ImportOptions
 from newsletter.web.admin.auth import editor_required
@@ -27,6 +28,7 @@ from subscribers import io as subscriber_io
 from subscribers.store import count_by_status
 
 CHART_WEEKS = 12
+MAX_OFFSET = 10**9
 
 
 def _context(
@@ -49,8 +51,10 @@ def _context(
 
 
 def _offset(request: Request) -> int:
-    raw = request.query_params.get("offset", "0")
-    return max(int(raw), 0) if raw.isdigit() else 0
+    try:
+        return parse_count(request.query_params.get("offset", "0"), "offset", MAX_OFFSET)
+    except InvalidInputError:
+        return 0
 
 
 async def _page(
