@@ -90,7 +90,7 @@ class SenderOptions:
     workers: int | None = None
     # Claims are held this long without news from their owner; the heartbeat renews them
     # every third of it.
-    lease: timedelta = timedelta(seconds=30)
+    lease: timedelta = timedelta(seconds=20)
     poll_interval: float = 1.0
     breaker_window: int = 20
     breaker_ratio: float = 0.9
@@ -189,7 +189,7 @@ class Sender:
             self._record, interval=options.commit_interval, limit=options.commit_limit
         )
         self.check = SubscriptionCheck(engine)
-        self.gate = SubscriptionGate(self.check)
+        self.gate = SubscriptionGate(self.check, self.check.at_once)
         self.stats = SenderStats()
 
     # --- database side (always in a thread) ---------------------------------------------
