@@ -9,7 +9,10 @@ where it came from.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +20,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from newsletter.errors import ConfigError, NotInitialisedError
+from newsletter.errors import ConfigError, InvalidInputError, NotInitialisedError
+from newsletter.inputs import check_text
 
 # Re-exported: callers read the declarations as ``newsletter.config.SETTINGS``.
 from newsletter.settings import ENV_ALIASES as ENV_ALIASES
@@ -25,6 +29,7 @@ from newsletter.settings import SETTINGS as SETTINGS
 from newsletter.settings import Setting as Setting
 
 DEFAULT_CONFIG_FILE = "newsletter.toml"
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,12 @@ def _read_file(path: Path, require_file: bool) -> dict[str, Any]:
         raise ConfigError(
             "%(path)s: not valid TOML: %(error)s", path=str(path), error=str(exc)
         ) from None
+    except OSError as exc:  # a directory, a file we may not read
+        raise ConfigError(
+            "%(path)s: cannot read the configuration file: %(error)s",
+            path=str(path),
+            error=exc.strerror or type(exc).__name__,
+        ) from None
     known = {(s.table, s.key) for s in SETTINGS}
     for table, entries in data.items():
         if not isinstance(entries, dict):
@@ -173,15 +184,35 @@ def _coerce(setting: Setting, raw: Any, source: str) -> Any:
             source=source,
             choices=", ".join(setting.choices),
         )
-    if isinstance(value, str) and ("\r" in value or "\n" in value) and not setting.secret:
-        raise ConfigError(
-            "%(name)s from %(source)s: must be a single line", name=name, source=source
-        )
+    if isinstance(value, str) and not setting.secret:
+        _check_single_line(value, name, source)
+    if setting.kind is float and not math.isfinite(value):
+        raise ConfigError("%(name)s from %(source)s: must be a number", name=name, source=source)
     if setting.kind in (int, float) and value < 0:
         raise ConfigError(
             "%(name)s from %(source)s: must not be negative", name=name, source=source
         )
+    if setting.key.endswith("port") and not 0 < value <= MAX_PORT:
+        raise ConfigError(
+            "%(name)s from %(source)s: must be a port from 1 to %(limit)s",
+            name=name,
+            source=source,
+            limit=MAX_PORT,
+        )
     return value
+
+
+def _check_single_line(value: str, name: str, source: str) -> None:
+    if "\r" in value or "\n" in value:
+        raise ConfigError(
+            "%(name)s from %(source)s: must be a single line", name=name, source=source
+        )
+    try:
+        check_text(value, name)
+    except InvalidInputError as exc:
+        raise ConfigError(
+            "%(name)s from %(source)s: %(reason)s", name=name, source=source, reason=exc.reason
+        ) from None
 
 
 def _coerce_kind(kind: type, raw: Any) -> Any:
@@ -222,6 +253,17 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError(
             "[schedule] time in %(path)s: expected HH:MM, got %(time)r", path=where, time=hh_mm
         )
+    if not re.fullmatch(r"#[0-9A-Fa-f]{6}", str(config.get("list", "accent_color"))):
+        raise ConfigError(
+            "[list] accent_color in %(path)s: expected a colour like #1d5e9c, got %(value)r",
+            path=where,
+            value=config.get("list", "accent_color"),
+        )
+    logo = str(config.get("list", "logo_url"))
+    if logo and not logo.startswith(("https://", "http://")):
+        raise ConfigError(
+            "[list] logo_url in %(path)s: must start with https:// (or be empty)", path=where
+        )
     if not config.base_url.startswith(("http://", "https://")):
         raise ConfigError(
             "[web] base_url in %(path)s: must start with http:// or https://", path=where
@@ -246,3 +288,22 @@ def render_config_file(values: Mapping[str, Mapping[str, Any]]) -> str:
                 lines.append("# " + tomli_w.dumps({setting.key: setting.default}).strip())
         lines.append("")
     return "\n".join(lines)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_proxies(config: Config) -> tuple[Network, ...]:
+    """The networks of ``[web] trusted_proxies``; raises ``ConfigError`` for a bad entry."""
+    raw = str(config.get("web", "trusted_proxies"))
+    networks: list[Network] = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(
+                "[web] trusted_proxies: not an address or a network: %(entry)r", entry=entry
+            ) from None
+    return tuple(networks)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from newsletter import inputs
 from newsletter.clock import local_date
 from newsletter.config import Config
 from newsletter.errors import (
@@ -29,6 +30,7 @@ from newsletter.errors import (
 from newsletter.i18n import format_date
 from newsletter.intake.urls import canonical_url
 from newsletter.models import Issue, IssueDraft, IssueStatus, Link
+from newsletter.schedule.policy import nearest_slot, weekly_schedule
 
 MAX_URL = 2000
 MAX_TITLE = 500
@@ -73,7 +75,7 @@ def check_url(url: str, field: str = "url") -> str:
         raise InvalidInputError(
             "must be a single URL without spaces, at most 2000 characters", field
         )
-    return url
+    return inputs.check_text(url, field)
 
 
 def check_text(value: str, field: str, *, limit: int, required: bool = False) -> str:
@@ -85,7 +87,7 @@ def check_text(value: str, field: str, *, limit: int, required: bool = False) ->
         raise HeaderInjectionError("must be a single line", field)
     if len(value) > limit:
         raise InvalidInputError("must be at most %(limit)s characters", field, limit=limit)
-    return value
+    return inputs.check_text(value, field)
 
 
 def check_tags(tags: Iterable[str]) -> str:
@@ -106,7 +108,7 @@ def _check_excerpt(excerpt: str) -> str:
         raise InvalidInputError(
             "must be at most %(limit)s characters", "excerpt", limit=MAX_EXCERPT
         )
-    return excerpt
+    return inputs.check_text(excerpt, "excerpt", multiline=True)
 
 
 # --- the queue -------------------------------------------------------------------------------
@@ -207,6 +209,17 @@ def move_link(session: Session, link_id: int, position: int) -> list[Link]:
     return others
 
 
+def requeue_links(session: Session, links: Sequence[Link]) -> None:
+    """Put ``links`` (taken out of a withdrawn issue) back at the head of the queue, in their
+    order, before the links queued since."""
+    queued = queued_links(session)
+    for link in links:
+        link.issue_id = None
+    for number, item in enumerate([*links, *queued], start=1):
+        item.position = number
+    session.flush()
+
+
 def remove_link(session: Session, link_id: int) -> None:
     """Delete a queued link. Raises ``NotFoundError`` or ``ConflictError``."""
     session.delete(_queued_link(session, link_id))
@@ -230,11 +243,25 @@ def _saved_draft(session: Session, now: datetime) -> IssueDraft:
     return draft
 
 
-def set_intro(session: Session, text: str, now: datetime) -> IssueDraft:
-    """Set the next issue's intro (plain text; blank lines separate paragraphs)."""
+def check_intro(text: str) -> str:
+    """An intro stripped, with Windows line breaks made plain; raises ``InvalidInputError``
+    when it is too long or holds control characters."""
     text = text.replace("\r\n", "\n").strip()
     if len(text) > MAX_EXCERPT:
         raise InvalidInputError("must be at most %(limit)s characters", "intro", limit=MAX_EXCERPT)
+    return inputs.check_text(text, "intro", multiline=True)
+
+
+def clear_draft(session: Session, now: datetime) -> None:
+    """Empty the draft (its intro and subject went into an issue)."""
+    draft = session.get(IssueDraft, DRAFT_ID)
+    if draft is not None:
+        draft.intro, draft.subject, draft.updated_at = "", "", now
+
+
+def set_intro(session: Session, text: str, now: datetime) -> IssueDraft:
+    """Set the next issue's intro (plain text; blank lines separate paragraphs)."""
+    text = check_intro(text)
     draft = _saved_draft(session, now)
     draft.intro, draft.updated_at = text, now
     session.flush()
@@ -287,13 +314,26 @@ def _link_view(link: Link) -> LinkView:
     )
 
 
+def issue_day(config: Config, at: datetime) -> date:
+    """The date an issue assembled at ``at`` carries: the local date of its weekly slot (the
+    regular slot nearest to ``at``), so the Sunday email is dated Sunday even when it goes out
+    on Monday by hand, or is delayed."""
+    schedule = weekly_schedule(
+        str(config.get("schedule", "day")),
+        str(config.get("schedule", "time")),
+        str(config.get("schedule", "timezone")),
+    )
+    return local_date(nearest_slot(schedule, at), schedule.zone)
+
+
 def next_issue_view(
     session: Session, config: Config, now: datetime, intro: str | None = None
 ) -> IssueView:
-    """What the next issue would look like if assembled at ``now`` (nothing is stored)."""
+    """What the next issue would look like if assembled at ``now`` (nothing is stored); dated
+    by ``issue_day``."""
     draft = get_draft(session)
     number = next_issue_number(session)
-    day = local_date(now, config.timezone)
+    day = issue_day(config, now)
     return IssueView(
         number=number,
         subject=draft.subject or issue_subject(config, number, day),
@@ -337,13 +377,23 @@ def issue_links(session: Session, issue: Issue) -> list[Link]:
     return list(session.scalars(query))
 
 
-def issue_view(session: Session, issue: Issue, timezone: ZoneInfo | None = None) -> IssueView:
-    """The view of an assembled issue; its date is the day it was assembled, in ``timezone``
-    (UTC when not given)."""
+def issue_view(
+    session: Session,
+    issue: Issue,
+    timezone: ZoneInfo | None = None,
+    *,
+    config: Config | None = None,
+) -> IssueView:
+    """The view of an assembled issue. Its date is ``issue_day`` with ``config``; without, the
+    day it was assembled, in ``timezone`` (UTC when not given)."""
+    if config is not None:
+        day = issue_day(config, issue.created_at)
+    else:
+        day = issue.created_at.astimezone(timezone or UTC).date()
     return IssueView(
         number=issue.number,
         subject=issue.subject,
         intro=issue.intro,
-        date=issue.created_at.astimezone(timezone or UTC).date(),
+        date=day,
         links=tuple(_link_view(link) for link in issue_links(session, issue)),
     )

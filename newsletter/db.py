@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -165,14 +166,41 @@ def alembic_config(engine: Engine) -> Any:
 
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
-    """Apply Alembic migrations up to ``revision`` (idempotent)."""
+    """Apply Alembic migrations up to ``revision`` (idempotent). Raises ``ConfigError`` when
+    the database cannot be opened or was migrated by a newer version of the program."""
     from alembic import command
 
+    current_revision(engine)
     command.upgrade(alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (``None`` before any migration). Raises
+    ``ConfigError`` when the database cannot be opened (a directory, garbage, a server that
+    does not answer) or its revision is unknown to this program (a newer version migrated
+    it)."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    try:
+        with engine.connect() as connection:
+            revision = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as exc:
+        raise ConfigError(
+            "[database] url: cannot open the database: %(error)s",
+            error=str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__,
+        ) from None
+    if revision is not None and revision not in known_revisions(engine):
+        raise ConfigError(
+            "the database was migrated by a newer version of the newsletter (schema "
+            "%(revision)s): upgrade the program, or use a backup made before",
+            revision=revision,
+        )
+    return revision
+
+
+def known_revisions(engine: Engine) -> set[str]:
+    """Every schema revision this program's migrations know."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+    return {script.revision for script in scripts.walk_revisions()}

@@ -260,6 +260,8 @@ class Editor(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Part of every session cookie; signing out raises it, which ends the editor's sessions.
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ApiToken(Base):

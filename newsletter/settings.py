@@ -69,6 +69,22 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "list",
+        "logo_url",
+        str,
+        "",
+        "Address (https://…) of a small logo shown in the digest's masthead instead of the "
+        "list name (about 200×60 px; its alt text is the list name). Empty: the name in text.",
+    ),
+    Setting(
+        "list",
+        "accent_color",
+        str,
+        "#1d5e9c",
+        "Accent colour of the digest (masthead rule, link titles) as `#RRGGBB`; choose one "
+        "with at least 4.5:1 contrast on white.",
+    ),
+    Setting(
+        "list",
         "subject_template",
         str,
         "Les liens de la semaine #{number}",
@@ -91,6 +107,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("web", "host", str, "127.0.0.1", "Address `newsletter serve` listens on."),
     Setting("web", "port", int, 8000, "Port `newsletter serve` listens on."),
+    Setting(
+        "web",
+        "trusted_proxies",
+        str,
+        "",
+        "Comma-separated addresses or networks of the reverse proxies in front of `serve` "
+        "(e.g. `127.0.0.1, 10.0.0.0/8`). Only requests from these are believed about the "
+        "client's address (`X-Forwarded-For`) and scheme; empty (the default): none is.",
+    ),
     Setting(
         "web",
         "secret_key",

@@ -33,7 +33,7 @@ from subscribers.tokens import (
     ExpiredTokenError,
     make_confirm_token,
     make_unsubscribe_token,
-    read_confirm_token,
+    read_confirm_claim,
     read_unsubscribe_token,
 )
 
@@ -144,13 +144,28 @@ def request_subscription(
 
 
 def check_confirm_token(session: Session, config: Config, token: str, now: datetime) -> Subscriber:
-    """The subscriber a confirmation token names. Raises ``TokenError`` when forged or the
-    person is gone, ``ExpiredTokenError`` when too old."""
-    subscriber_id = read_confirm_token(config.secret_key, token, now, _confirm_max_age(config))
+    """The subscriber a confirmation token names. Raises ``TokenError`` when forged, the
+    person is gone, or they unsubscribed after the link was sent (a used link must not
+    subscribe again someone who left since), ``ExpiredTokenError`` when too old."""
+    subscriber_id, made = read_confirm_claim(
+        config.secret_key, token, now, _confirm_max_age(config)
+    )
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         raise TokenError("this link is not valid")
+    if _left_since(subscriber, made):
+        raise TokenError("this link is not valid")
     return subscriber
+
+
+def _left_since(subscriber: Subscriber, made: datetime) -> bool:
+    """Whether ``subscriber`` unsubscribed after a confirmation link made at ``made`` (to the
+    second) and has not asked to subscribe again since (a new request renews their links)."""
+    left = subscriber.unsubscribed_at
+    if left is None or subscriber.status == SubscriberStatus.ACTIVE or left < made:
+        return False
+    asked = subscriber.confirmation_sent_at
+    return asked is None or left > asked
 
 
 def confirm_subscription(
@@ -175,15 +190,17 @@ def renew_confirmation(
 ) -> ConfirmationMail | None:
     """A fresh confirmation for the person an expired (but genuine) token names.
 
-    Returns None when they are active already or were sent one recently; raises
-    ``TokenError`` for a forged token.
+    Returns None when they are active already, unsubscribed after the link was sent, or
+    were sent one recently; raises ``TokenError`` for a forged token.
     """
     try:
-        subscriber_id = read_confirm_token(config.secret_key, token, now, _FOREVER)
+        subscriber_id, made = read_confirm_claim(config.secret_key, token, now, _FOREVER)
     except ExpiredTokenError as exc:  # only with a clock before 1926; be explicit anyway
-        subscriber_id = exc.subscriber_id
+        subscriber_id, made = exc.subscriber_id, now
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None or subscriber.status == SubscriberStatus.ACTIVE:
+        return None
+    if _left_since(subscriber, made):
         return None
     if not _may_send_confirmation(config, subscriber, now):
         return None

@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from newsletter.errors import InvalidInputError, NotFoundError
+from newsletter.inputs import check_text
 from newsletter.models import Delivery
 from subscribers.models import (
     ConsentEvent,
@@ -93,7 +94,7 @@ def check_name(name: str) -> str:
         raise InvalidInputError(
             "longer than %(limit)s characters", where="name", limit=MAX_NAME_LENGTH
         )
-    return cleaned
+    return check_text(cleaned, "name")
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber | None:

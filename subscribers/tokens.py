@@ -51,6 +51,14 @@ def read_confirm_token(secret: str, token: str, now: datetime, max_age: timedelt
     Raises ``TokenError`` if it is forged or malformed, and ``ExpiredTokenError`` (carrying the
     subscriber id, so a fresh link can be offered) when it is older than ``max_age``.
     """
+    return read_confirm_claim(secret, token, now, max_age)[0]
+
+
+def read_confirm_claim(
+    secret: str, token: str, now: datetime, max_age: timedelta
+) -> tuple[int, datetime]:
+    """The subscriber id in a confirmation token and when the token was made (to the
+    second, rounded down). Raises like ``read_confirm_token``."""
     value = _loads(secret, CONFIRM, token)
     if (
         not isinstance(value, list)
@@ -59,9 +67,13 @@ def read_confirm_token(secret: str, token: str, now: datetime, max_age: timedelt
     ):
         raise TokenError("this link is not valid")
     subscriber_id, issued = value
-    if now - datetime.fromtimestamp(issued, UTC) > max_age:
+    try:
+        made = datetime.fromtimestamp(issued, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise TokenError("this link is not valid") from None
+    if now - made > max_age:
         raise ExpiredTokenError(subscriber_id)
-    return int(subscriber_id)
+    return int(subscriber_id), made
 
 
 class ExpiredTokenError(TokenError):

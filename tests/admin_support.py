@@ -85,7 +85,8 @@ def sign_in(client: TestClient, email: str = EMAIL, password: str = PASSWORD) ->
         "/admin/login", data={"csrf_token": csrf, "email": email, "password": password}
     )
     assert response.status_code == 303, response.text
-    return Admin(client, csrf)
+    # The CSRF token is rotated at sign-in and bound to the new session: read it afresh.
+    return Admin(client, csrf_from(client.get("/admin/issue").text))
 
 
 def signed_in(config: Config, engine: Engine) -> Admin:

@@ -36,7 +36,7 @@ def _admin_paths() -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for route in admin.admin_routes():
         if isinstance(route, Route) and route.path not in ("/login",):
-            path = "/admin" + re.sub(r"\{\w+:int\}", "1", route.path)
+            path = "/admin" + re.sub(r"\{\w+:\w+\}", "1", route.path)
             for method in sorted(route.methods or ()):
                 if method != "HEAD":
                     found.append((method, path))

@@ -104,6 +104,7 @@ def test_spring_dst_sunday_sends_at_8_local(config: Config, engine: Engine) -> N
 
 def test_autumn_dst_sunday_sends_at_8_local(config: Config, engine: Engine) -> None:
     """On 25 October 2026 the slot fires at 08:00 Paris, which is 07:00 UTC (not 06:00)."""
+    add_subscribers(engine, 1, paris(2026, 1, 1))  # a send needs a recipient
     queue(engine, "Le vote électronique", paris(2026, 10, 20, 9))
     assert dispatch_due(config, engine, datetime(2026, 10, 25, 6, 59, tzinfo=UTC)) == []
     recorded = dispatch_due(config, engine, datetime(2026, 10, 25, 7, 0, tzinfo=UTC))
@@ -156,6 +157,7 @@ def test_pause_over_several_sundays_keeps_links_for_a_catch_up(
 
 def test_an_editor_intro_wins_over_the_catch_up_intro(config: Config, engine: Engine) -> None:
     """When the editor wrote an intro, the catch-up issue keeps it."""
+    add_subscribers(engine, 1, paris(2026, 1, 1))  # a send needs a recipient
     queue(engine, "Un lien", paris(2026, 7, 1, 9))
     with transaction(engine) as session:
         pause_schedule(
@@ -169,6 +171,7 @@ def test_an_editor_intro_wins_over_the_catch_up_intro(config: Config, engine: En
 
 def test_resume_before_the_end_sends_next_sunday(config: Config, engine: Engine) -> None:
     """Resuming a pause early lets the next Sunday send."""
+    add_subscribers(engine, 1, paris(2026, 1, 1))  # a send needs a recipient
     queue(engine, "Un lien", paris(2026, 7, 1, 9))
     with transaction(engine) as session:
         pause_schedule(
@@ -214,6 +217,7 @@ def test_delay_to_monday_sends_then_and_next_sunday_is_normal(
 
 def test_editor_skip_keeps_links_for_next_week(config: Config, engine: Engine) -> None:
     """A skipped slot records the editor's reason and the links wait for the next issue."""
+    add_subscribers(engine, 1, paris(2026, 1, 1))  # a send needs a recipient
     queue(engine, "Un lien", paris(2026, 4, 1, 9))
     with transaction(engine) as session:
         skip_slot(session, config, "Week-end de Pâques", paris(2026, 4, 2, 9))
@@ -225,6 +229,7 @@ def test_editor_skip_keeps_links_for_next_week(config: Config, engine: Engine) -
 
 def test_down_over_a_slot_caught_up_within_grace(config: Config, engine: Engine) -> None:
     """A slot missed while down is sent on start-up when within [schedule] grace_hours."""
+    add_subscribers(engine, 1, paris(2026, 1, 1))  # a send needs a recipient
     queue(engine, "Avant", paris(2026, 4, 1, 9))
     dispatch_due(config, engine, paris(2026, 4, 5, 8))
     queue(engine, "Pendant la panne", paris(2026, 4, 8, 9))
@@ -235,6 +240,7 @@ def test_down_over_a_slot_caught_up_within_grace(config: Config, engine: Engine)
 
 def test_down_beyond_grace_records_missed_and_keeps_links(config: Config, engine: Engine) -> None:
     """Beyond the grace the slot is recorded missed; its links go out with the next issue."""
+    add_subscribers(engine, 1, paris(2026, 1, 1))  # a send needs a recipient
     queue(engine, "Avant", paris(2026, 4, 1, 9))
     dispatch_due(config, engine, paris(2026, 4, 5, 8))
     queue(engine, "Pendant la panne", paris(2026, 4, 8, 9))
@@ -266,6 +272,7 @@ def test_down_for_weeks_records_each_missed_slot_then_catches_up(
 ) -> None:
     """After a three-week outage each old slot is recorded missed and the last one, within
     grace, sends a catch-up issue naming every week it covers."""
+    add_subscribers(engine, 1, paris(2026, 1, 1))  # a send needs a recipient
     queue(engine, "Avant", paris(2026, 4, 1, 9))
     dispatch_due(config, engine, paris(2026, 4, 5, 8))
     queue(engine, "Pendant la panne", paris(2026, 4, 8, 9))
@@ -285,6 +292,7 @@ def test_delaying_again_after_the_slot_moves_the_pending_delay(
 ) -> None:
     """After the Sunday was recorded delayed, a second delay moves that issue's time (it does
     not delay next week's slot), and exactly one issue goes out, at the new time."""
+    add_subscribers(engine, 1, paris(2026, 1, 1))  # a send needs a recipient
     queue(engine, "Premier", paris(2026, 3, 25, 9))
     with transaction(engine) as session:
         delay_slot(session, config, paris(2026, 3, 30, 18), paris(2026, 3, 27, 9))
@@ -311,6 +319,7 @@ def test_delaying_again_after_the_slot_moves_the_pending_delay(
 def test_an_issue_sent_by_hand_ends_the_catch_up(config: Config, engine: Engine) -> None:
     """After a paused Sunday, an issue sent by hand carries those links, so the next Sunday's
     issue is an ordinary one (no catch-up intro)."""
+    add_subscribers(engine, 1, paris(2026, 1, 1))  # a send needs a recipient
     queue(engine, "Pendant la pause", paris(2026, 7, 1, 9))
     with transaction(engine) as session:
         pause_schedule(

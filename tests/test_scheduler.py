@@ -116,6 +116,7 @@ async def test_real_scheduler_fires_the_slot_job_end_to_end(
 
 async def test_service_catches_up_at_start_up(config: Config, engine: Engine) -> None:
     """Entering scheduler_service runs a start-up check that sends a slot missed while down."""
+    add_subscribers(engine, 1, paris(2026, 4, 1))  # a send needs a recipient
     queue(engine, "Un lien", paris(2026, 4, 8, 9))
     late = paris(2026, 4, 12, 20)  # 12 h after the slot, within the 24 h grace
     async with scheduler_service(config, engine, now_fn=lambda: late) as scheduler:
@@ -142,6 +143,7 @@ async def test_stopping_the_service_lets_a_running_dispatch_commit(
     config = make_config(sqlite_url)
     engine = make_engine(sqlite_url)
     upgrade_database(engine)
+    add_subscribers(engine, 1, paris(2026, 4, 1))  # a send needs a recipient
     queue(engine, "Un lien", paris(2026, 4, 8, 9))
     late = paris(2026, 4, 12, 9)
     service = scheduler_service(config, engine, now_fn=lambda: late)

@@ -41,7 +41,7 @@ def test_send_now_sends_the_issue_and_deliveries_lists_it(
     each recipient with its state, as text or CSV."""
     add_subscribers(engine, 5)
     queue_one(engine)
-    result = invoke(config, "send", "now")
+    result = invoke(config, "send", "now", "--yes")
     assert result.exit_code == 0, result.output
     assert "5 recipients" in result.output and "5/5 finished" in result.output
     assert len(smtp_server.received()) == 5

@@ -11,11 +11,13 @@ from typing import Any, TypeVar
 import click
 from babel.core import default_locale
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Config, config_path_from, load_config
 from newsletter.db import current_revision, make_engine
-from newsletter.errors import NewsletterError, NotInitialisedError
+from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
 from newsletter.i18n import LANGUAGES, gettext
+from newsletter.inputs import MAX_ID, parse_count
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,6 +38,12 @@ CLI_FLAGS = {
     "tag": "--tag",
     "name": "--name",
     "password": "password",
+    "port": "--port",
+    "link_id": "LINK_ID",
+    "position": "POSITION",
+    "number": "NUMBER",
+    "yes": "--yes",
+    "run": "--run",
 }
 
 
@@ -52,6 +60,31 @@ def _(msgid: str, /, **values: Any) -> str:
     """``msgid`` in the command line's language, filled with ``values`` (``%(name)s``)."""
     text = gettext(cli_language())(msgid)
     return text % values if values else text
+
+
+class WholeNumber(click.ParamType[int, Any]):
+    """A whole number in ASCII digits between ``low`` and ``high`` (an id, a position, a
+    port). Out of range or not a number is the product's ``InvalidInputError``, so the
+    command prints one line and exits 2 like any other refused input."""
+
+    name = "integer"
+
+    def __init__(self, where: str, low: int = 1, high: int = MAX_ID) -> None:
+        self.where, self.low, self.high = where, low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            number = value if isinstance(value, int) else parse_count(str(value), self.where)
+        except InvalidInputError:
+            number = -1
+        if not self.low <= number <= self.high:
+            raise InvalidInputError(
+                "must be a whole number from %(low)s to %(high)s",
+                self.where,
+                low=self.low,
+                high=self.high,
+            )
+        return number
 
 
 def cli_label(where: str) -> str:
@@ -95,6 +128,11 @@ class NewsletterGroup(click.Group):
             message = exc.render(gettext(cli_language()), cli_label)
             click.echo(_("Error: %(message)s", message=message), err=True)
             sys.exit(exc.exit_code)
+        except OperationalError as exc:  # the database went away or is locked mid-command
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            message = _("the database failed: %(reason)s", reason=reason)
+            click.echo(_("Error: %(message)s", message=message), err=True)
+            sys.exit(2)
 
 
 @click.group(cls=NewsletterGroup)

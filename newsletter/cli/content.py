@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from newsletter import content
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
@@ -87,7 +87,7 @@ def links_list(app: AppContext) -> None:
 
 
 @links.command("remove")
-@click.argument("link_id", type=int)
+@click.argument("link_id", type=WholeNumber("link_id"))
 @pass_app
 def links_remove(app: AppContext, link_id: int) -> None:
     """Remove a queued link by its id (shown in brackets by `links list`)."""
@@ -97,8 +97,8 @@ def links_remove(app: AppContext, link_id: int) -> None:
 
 
 @links.command("move")
-@click.argument("link_id", type=int)
-@click.argument("position", type=int)
+@click.argument("link_id", type=WholeNumber("link_id"))
+@click.argument("position", type=WholeNumber("position", low=0))
 @pass_app
 def links_move(app: AppContext, link_id: int, position: int) -> None:
     """Move a queued link to POSITION (1 = first)."""

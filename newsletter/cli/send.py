@@ -1,5 +1,5 @@
-"""``newsletter send now|test|pause|resume|status``, ``newsletter deliveries N`` and
-``newsletter worker``: start, watch and steer sends from the command line."""
+"""``newsletter send now|test|pause|resume|status|reprepare|cancel``, ``newsletter
+deliveries N`` and ``newsletter worker``: start, watch and steer sends from the command line."""
 
 from __future__ import annotations
 
@@ -12,18 +12,20 @@ from datetime import timedelta
 import click
 from sqlalchemy import Engine
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
 from newsletter.cli.inbound import deliverability_lines
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import read_transaction, transaction
-from newsletter.errors import DeliveryError
+from newsletter.errors import ConflictError, DeliveryError, InvalidInputError
 from newsletter.models import RunStatus
 from newsletter.sending import RunProgress, SenderStats, run_sender
 from newsletter.services import inbound, sends
 
 PROGRESS_EVERY = 0.5  # seconds between progress refreshes
 PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
+
+RUN_ID = WholeNumber("run")
 
 
 @main.group()
@@ -34,10 +36,14 @@ def send() -> None:
 @send.command("now")
 @click.option("--intro", default=None, help="Intro text (default: the saved draft).")
 @click.option("--detach", is_flag=True, help="Start the send and leave it to `serve`/`worker`.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @pass_app
-def send_now(app: AppContext, intro: str | None, detach: bool) -> None:
-    """Assemble the next issue from every queued link and send it to every active subscriber."""
+def send_now(app: AppContext, intro: str | None, detach: bool, yes: bool) -> None:
+    """Assemble the next issue from every queued link and send it to every active subscriber.
+    In a terminal, shows the recipient count and asks first; scripts pass --yes."""
     engine = app.engine()
+    if not yes:
+        confirm_send(app.config, engine)
     now = utc_now()
     # Render before the write transaction: a `serve` beside us keeps answering unsubscribes.
     with read_transaction(engine) as session:
@@ -51,6 +57,86 @@ def send_now(app: AppContext, intro: str | None, detach: bool) -> None:
     )
     if not detach:
         drive_run(app.config, engine, started.run_id)
+
+
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a question (a script's stdin is a pipe or a file)."""
+    return sys.stdin.isatty()
+
+
+def confirm_send(config: Config, engine: Engine) -> None:
+    """Show what would be sent to how many people and ask; refuse without a terminal."""
+    with transaction(engine) as session:
+        sends.check_can_publish(session, utc_now())
+        preview = sends.preview_send(session, config, utc_now())
+    if not stdin_is_terminal():
+        raise InvalidInputError(
+            "not a terminal, so nobody can confirm: add --yes to send without asking", "yes"
+        )
+    click.echo(
+        _(
+            "Issue #%(number)s «%(subject)s», %(links)s links, to %(recipients)s active "
+            "subscribers.",
+            number=preview.issue_number,
+            subject=preview.subject,
+            links=preview.links,
+            recipients=preview.recipients,
+        )
+    )
+    if not click.confirm(_("Send it now?"), default=False):
+        raise ConflictError("nothing was sent")
+
+
+@send.command("reprepare")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="Run id (default: the latest).")
+@click.option("--subject", default=None, help="New subject (default: the draft's, else kept).")
+@click.option("--intro", default=None, help="New intro (default: the draft's, else kept).")
+@click.option("--detach", is_flag=True, help="Leave the sending to `serve`/`worker`.")
+@pass_app
+def send_reprepare(
+    app: AppContext, run_id: int | None, subject: str | None, intro: str | None, detach: bool
+) -> None:
+    """Render a paused send that nobody got yet again (after fixing the draft, a setting or
+    with --subject/--intro) and resume it."""
+    engine = app.engine()
+    with transaction(engine) as session:
+        progress = sends.reprepare_send(
+            session,
+            app.config,
+            sends.resolve_run_id(session, run_id),
+            utc_now(),
+            subject=subject,
+            intro=intro,
+        )
+    click.echo(
+        _(
+            "Run %(run_id)s (%(key)s) prepared again: «%(subject)s».",
+            run_id=progress.run_id,
+            key=progress.key,
+            subject=progress.subject,
+        )
+    )
+    if not detach:
+        drive_run(app.config, engine, progress.run_id)
+
+
+@send.command("cancel")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="Run id (default: the latest).")
+@pass_app
+def send_cancel(app: AppContext, run_id: int | None) -> None:
+    """Cancel a paused send that nobody got yet: the issue is withdrawn and its links go back
+    to the queue."""
+    with transaction(app.engine()) as session:
+        cancelled = sends.cancel_send(
+            session, app.config, sends.resolve_run_id(session, run_id), utc_now()
+        )
+    click.echo(
+        _(
+            "Send cancelled: issue #%(number)s withdrawn, %(links)s links back in the queue.",
+            number=cancelled.issue_number,
+            links=cancelled.links_requeued,
+        )
+    )
 
 
 @send.command("test")
@@ -67,7 +153,7 @@ def send_test(app: AppContext, email: str) -> None:
 
 
 @send.command("pause")
-@click.option("--run", "run_id", type=int, default=None, help="Run id (default: the latest).")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="Run id (default: the latest).")
 @click.option("--reason", default="paused by an editor", help="Why (shown in `send status`).")
 @pass_app
 def send_pause(app: AppContext, run_id: int | None, reason: str) -> None:
@@ -80,7 +166,7 @@ def send_pause(app: AppContext, run_id: int | None, reason: str) -> None:
 
 
 @send.command("resume")
-@click.option("--run", "run_id", type=int, default=None, help="Run id (default: the latest).")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="Run id (default: the latest).")
 @click.option("--detach", is_flag=True, help="Leave the sending to `serve`/`worker`.")
 @pass_app
 def send_resume(app: AppContext, run_id: int | None, detach: bool) -> None:
@@ -94,7 +180,7 @@ def send_resume(app: AppContext, run_id: int | None, detach: bool) -> None:
 
 
 @send.command("status")
-@click.option("--run", "run_id", type=int, default=None, help="Run id (default: the latest).")
+@click.option("--run", "run_id", type=RUN_ID, default=None, help="Run id (default: the latest).")
 @pass_app
 def send_status(app: AppContext, run_id: int | None) -> None:
     """Counts by state, sending rate, estimated time left and the last errors of a send."""
@@ -108,7 +194,7 @@ def send_status(app: AppContext, run_id: int | None) -> None:
 
 
 @main.command("deliveries")
-@click.argument("number", type=int)
+@click.argument("number", type=WholeNumber("number"))
 @click.option("--status", "status", default=None, help="Only this state (e.g. failed, bounced).")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text")
 @pass_app

@@ -17,8 +17,10 @@ import click
 import uvicorn
 from sqlalchemy import Engine
 
-from newsletter.cli.base import AppContext, _, main, pass_app
-from newsletter.config import Config
+from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
+from newsletter.config import Config, trusted_proxies
+from newsletter.db import transaction
+from newsletter.editors import list_editors
 from newsletter.errors import ConfigError
 from newsletter.sending.catcher import catcher_service
 
@@ -83,6 +85,14 @@ def _ignore(sig: int, frame: FrameType | None) -> None:
     """Stopping is already under way when this runs (see ``_signals_end_serving``)."""
 
 
+def proxy_options(config: Config) -> dict[str, Any]:
+    """uvicorn's proxy settings: X-Forwarded-* are read only from ``[web] trusted_proxies``
+    (uvicorn's default believes them from 127.0.0.1, which lets anyone on the host forge
+    the client's address)."""
+    proxies = [str(network) for network in trusted_proxies(config)]
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
+
+
 async def run_server(
     config: Config,
     engine: Engine,
@@ -105,7 +115,14 @@ async def run_server(
                     ) from None
             app = create_app(config, engine, **state)
             server = uvicorn.Server(
-                uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
+                uvicorn.Config(
+                    app,
+                    host=host,
+                    port=port,
+                    log_level="info",
+                    lifespan="on",
+                    **proxy_options(config),
+                )
             )
             await server.serve()
             if not server.started:
@@ -116,7 +133,12 @@ async def run_server(
 
 @main.command()
 @click.option("--host", default=None, help="Listen address (default: [web] host).")
-@click.option("--port", default=None, type=int, help="Listen port (default: [web] port).")
+@click.option(
+    "--port",
+    default=None,
+    type=WholeNumber("port", high=65535),
+    help="Listen port (default: [web] port).",
+)
 @pass_app
 def serve(app: AppContext, host: str | None, port: int | None) -> None:
     """Run the web app, the mail catcher (when no relay is set), the sender and the schedule."""
@@ -136,6 +158,7 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
                 url=outbox,
             )
         )
+    _print_next_step(engine, host, port)
     run_event_loop(run_server(config, engine, host, port))
 
 
@@ -148,3 +171,25 @@ def run_event_loop(main_task: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main_task)
     else:
         uvloop.run(main_task)
+
+
+# The README's command: the password is read without echo and never lands in shell history.
+CREATE_EDITOR = (
+    "read -rs pw && printf '%s\\n' \"$pw\" | "
+    ".venv/bin/newsletter editors add you@example.org --password-stdin"
+)
+
+
+def _print_next_step(engine: Engine, host: str, port: int) -> None:
+    """While no editor account exists, say how to create one (the README's command)."""
+    with transaction(engine) as session:
+        if list_editors(session):
+            return
+    click.echo(
+        _(
+            "Next step: create your editor account. In another terminal, run this, type a "
+            "password (10 characters or more) and press Enter; then sign in at %(url)s",
+            url=f"http://{host}:{port}/admin",
+        )
+    )
+    click.echo(f"  {CREATE_EDITOR}")

@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from typing import Any
 from newsletter.errors import InvalidInputError
 from newsletter.inbound.models import InboundKind
 from newsletter.inbound.sns import SignatureError
+from newsletter.inputs import load_json
 
 MAILGUN_MAX_AGE = timedelta(minutes=15)
 
@@ -45,8 +45,8 @@ class ProviderEvent:
 def parse_json(body: bytes) -> dict[str, Any]:
     """The JSON object in ``body``; ``InvalidInputError`` when it is not one."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = load_json(body)  # bounded depth and size, no lone surrogates
+    except InvalidInputError:
         raise InvalidInputError("the body is not JSON", "body") from None
     if not isinstance(data, dict):
         raise InvalidInputError("the body is not a JSON object", "body")

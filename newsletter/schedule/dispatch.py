@@ -45,6 +45,8 @@ from newsletter.sending.publish import (
     publish_next_issue,
     render_issue,
 )
+from subscribers.models import SubscriberStatus
+from subscribers.store import count_by_status
 
 NOTHING_NEW = N_("nothing new")
 
@@ -156,6 +158,7 @@ def _decide_and_record(
         overrides=overrides(session),
         grace=grace_of(config),
         has_links=bool(content.queued_links(session)),
+        has_recipients=count_by_status(session)[SubscriberStatus.ACTIVE.value] > 0,
     )
     row = Slot(
         slot_at=instant,
@@ -190,6 +193,8 @@ def reason_text(config: Config, schedule: WeeklySchedule, decision: Decision) ->
             )
         case Cause.NOTHING_NEW:
             return _(NOTHING_NEW)
+        case Cause.NOBODY:
+            return _("no active subscriber; the links stay queued")
         case Cause.TOO_LATE:
             hours = f"{grace_of(config).total_seconds() / 3600:g}"
             return _("the service was down for more than {hours} h after the slot").format(

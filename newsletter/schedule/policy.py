@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.clock import local_date
 from newsletter.errors import InvalidInputError
+from newsletter.inputs import check_date
 from newsletter.models import SlotOutcome as SlotOutcome  # what a slot turned into
 from newsletter.settings import WEEKDAYS as WEEKDAYS  # the day names a schedule accepts
 
@@ -36,6 +37,7 @@ class Cause(StrEnum):
     EDITOR_DELAY = "editor-delay"
     NOTHING_NEW = "nothing-new"  # no link queued: never send an empty email
     TOO_LATE = "too-late"  # the service was down for longer than the grace period
+    NOBODY = "nobody"  # no active subscriber: never use up an issue on nobody
 
 
 @dataclass(frozen=True)
@@ -124,11 +126,12 @@ def parse_time(text: str) -> time:
 def parse_local_date(text: str, where: str = "date") -> date:
     """``YYYY-MM-DD``; raises ``InvalidInputError`` naming ``where``."""
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise InvalidInputError(
             "expected a date like 2026-09-06, got %(text)r", where, text=text
         ) from None
+    return check_date(day, where)
 
 
 def parse_local_datetime(text: str, zone: ZoneInfo, where: str = "datetime") -> datetime:
@@ -139,6 +142,7 @@ def parse_local_datetime(text: str, zone: ZoneInfo, where: str = "datetime") -> 
         raise InvalidInputError(
             "expected a local time like '2026-03-30 18:00', got %(text)r", where, text=text
         ) from None
+    check_date(naive.date(), where)
     return to_utc(naive.replace(tzinfo=zone))
 
 
@@ -171,6 +175,14 @@ def next_slot(schedule: WeeklySchedule, now: datetime) -> datetime:
     """The first regular slot strictly after ``now``."""
     day = _slot_day_of_week(schedule, local_date(latest_slot(schedule, now), schedule.zone))
     return slot_on(schedule, day + WEEK)
+
+
+def nearest_slot(schedule: WeeklySchedule, at: datetime) -> datetime:
+    """The regular slot nearest to ``at`` (the earlier one on a tie): the slot an issue
+    assembled at ``at`` belongs to, whether it went out at the slot, late or early."""
+    before = latest_slot(schedule, at)
+    after = next_slot(schedule, at)
+    return before if at - before <= after - at else after
 
 
 def following_slot(schedule: WeeklySchedule, slot_at: datetime) -> datetime:
@@ -236,11 +248,13 @@ def decide(
     overrides: Sequence[Override],
     grace: timedelta,
     has_links: bool,
+    has_recipients: bool = True,
 ) -> Decision:
     """What happens at ``instant`` (a due regular slot or a delayed send), seen at ``now``.
 
     Precedence: a pause window, then the editor's skip or delay of that slot, then lateness
-    beyond ``grace`` (missed), then an empty queue (skipped, never an empty email), else send.
+    beyond ``grace`` (missed), then an empty queue (skipped, never an empty email), then no
+    active subscriber (skipped, the links kept for the next issue), else send.
     """
     pause = next((p for p in pauses if p.covers(instant, schedule.zone)), None)
     if pause is not None:
@@ -256,6 +270,8 @@ def decide(
         return Decision(instant, SlotOutcome.MISSED, Cause.TOO_LATE)
     if not has_links:
         return Decision(instant, SlotOutcome.SKIPPED, Cause.NOTHING_NEW)
+    if not has_recipients:
+        return Decision(instant, SlotOutcome.SKIPPED, Cause.NOBODY)
     return Decision(instant, SlotOutcome.SENT, Cause.PUBLISH)
 
 

@@ -95,7 +95,7 @@ def publish_next_issue(
     ``InvalidInputError`` when no link is queued."""
     issue = assemble_issue(session, config, now, intro)
     ids = [link.id for link in issue_links(session, issue)]
-    view = _as_sent(config, issue_view(session, issue, config.timezone), ids)
+    view = _as_sent(config, issue_view(session, issue, config=config), ids)
     if prepared is not None and prepared.view == view:
         rendered = prepared.rendered
     else:

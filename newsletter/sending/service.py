@@ -28,7 +28,7 @@ from newsletter.config import Config
 from newsletter.models import ClaimRecovery, Delivery, DeliveryStatus, SendRun
 from newsletter.sending.builders import MessageFactory, RunMessage, default_message_factory
 from newsletter.sending.ledger import Claim, Owner, pid_running
-from newsletter.sending.outcomes import Outcome, OutcomeKind, RetryPolicy
+from newsletter.sending.outcomes import DeliveryOutcome, DeliveryOutcomeKind, RetryPolicy
 from newsletter.sending.runs import (
     OPEN_STATUSES,
     get_run,
@@ -41,9 +41,9 @@ from newsletter.sending.sender import SenderOptions, SenderStats, run_sender
 
 __all__ = [
     "Claim",
+    "DeliveryOutcome",
+    "DeliveryOutcomeKind",
     "MessageFactory",
-    "Outcome",
-    "OutcomeKind",
     "RetryPolicy",
     "RunMessage",
     "RunProgress",

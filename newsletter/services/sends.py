@@ -6,16 +6,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter import content
 from newsletter.config import Config
 from newsletter.csvfile import csv_chunks
-from newsletter.errors import NotFoundError
-from newsletter.models import Delivery, Issue, SendRun
+from newsletter.errors import ConflictError, NotFoundError
+from newsletter.i18n import gettext
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Issue,
+    RunStatus,
+    SendRun,
+    Slot,
+    SlotOutcome,
+)
 from newsletter.sending import (
     RECIPIENT_EMAIL_PLACEHOLDER,
     UNSUBSCRIBE_URL_PLACEHOLDER,
@@ -40,6 +50,14 @@ from subscribers.models import SubscriberStatus
 from subscribers.store import count_by_status
 
 RECENT_SENDS = 50
+RECENT_START = timedelta(minutes=10)
+# Deliveries that may have reached their recipient (a claimed message may be on the wire).
+REACHED = (
+    DeliveryStatus.SENT.value,
+    DeliveryStatus.SENDING.value,
+    DeliveryStatus.BOUNCED.value,
+    DeliveryStatus.FAILED.value,
+)
 REPORT_COLUMNS = ("email", "status", "attempts", "last_error", "sent_at")
 
 
@@ -75,6 +93,23 @@ class DeliveryRow:
     sent_at: datetime | None
 
 
+@dataclass(frozen=True)
+class SendPreview:
+    """What ``publish_now`` would send now: the issue's number, subject and link count, and
+    how many people would get it."""
+
+    issue_number: int
+    subject: str
+    links: int
+    recipients: int
+
+
+def preview_send(session: Session, config: Config, now: datetime) -> SendPreview:
+    """What a send started now would be, for a confirmation question."""
+    view = content.next_issue_view(session, config, now)
+    return SendPreview(view.number, view.subject, len(view.links), active_recipients(session))
+
+
 def active_recipients(session: Session) -> int:
     """How many subscribers a send started now would go to."""
     return count_by_status(session)[SubscriberStatus.ACTIVE.value]
@@ -88,11 +123,23 @@ def publish_now(
     prepared: RenderedIssue | None = None,
 ) -> StartedSend:
     """Assemble the next issue from every queued link and start its send to every active
-    subscriber. Raises ``InvalidInputError`` when no link is queued.
+    subscriber.
+
+    Checked before anything is assembled, so a refusal keeps the issue number and the links
+    queued: ``ConflictError`` when nobody would get it (no active subscriber) or when the
+    queue is empty because a send just started (a second submit of the same form; the message
+    names that send), ``InvalidInputError`` when no link is queued.
 
     ``prepared`` (from ``prepare_issue``, made before this transaction) spares rendering
     here: the write transaction stays short."""
-    published = publish_next_issue(session, config, now, intro, prepared)
+    check_can_publish(session, now)
+    try:
+        published = publish_next_issue(session, config, now, intro, prepared)
+    except IntegrityError:
+        # Two submits at the same instant on PostgreSQL: the other one numbered the issue.
+        raise ConflictError(
+            "another send of this issue started at the same moment; see the list of sends"
+        ) from None
     return StartedSend(
         issue_number=published.issue.number,
         subject=published.issue.subject,
@@ -100,6 +147,44 @@ def publish_now(
         run_key=published.run.key,
         recipients=run_progress(session, published.run.id, now).total,
     )
+
+
+def check_can_publish(session: Session, now: datetime) -> None:
+    """Raise ``ConflictError`` when a send started now would go to nobody, or when the queue
+    is empty because a send of the next issue just started (see ``publish_now``)."""
+    if not content.queued_links(session):
+        running = _recent_digest_run(session, now)
+        if running is not None:
+            raise ConflictError(
+                "issue #%(number)s is already being sent (send %(run_id)s, started at "
+                "%(started)s UTC): follow it on its progress page",
+                number=running[1],
+                run_id=running[0].id,
+                started=running[0].created_at.strftime("%H:%M:%S"),
+            )
+        return  # assembling refuses an empty queue with its own message
+    if active_recipients(session) == 0:
+        raise ConflictError(
+            "no active subscriber would receive this issue: nothing was sent, and the issue "
+            "and its links stay queued"
+        )
+
+
+def _recent_digest_run(session: Session, now: datetime) -> tuple[SendRun, int] | None:
+    """The latest digest run and its issue number when it is still going or started within
+    ``RECENT_START``; else ``None``."""
+    row = session.execute(
+        select(SendRun, Issue.number)
+        .join(Issue, Issue.id == SendRun.issue_id)
+        .order_by(SendRun.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    run, number = row[0], row[1]
+    if run.status == RunStatus.DONE and now - run.created_at > RECENT_START:
+        return None
+    return run, number
 
 
 # --- previews and tests ----------------------------------------------------------------------
@@ -190,6 +275,115 @@ def resume_send(session: Session, run_id: int, now: datetime) -> RunProgress:
     """Resume run ``run_id`` where it stopped. Raises ``NotFoundError``/``ConflictError``."""
     resume_run(session, run_id, now)
     return run_progress(session, run_id, now)
+
+
+# --- the way out of a send that cannot prepare its message -----------------------------------
+
+
+@dataclass(frozen=True)
+class CancelledSend:
+    """A send cancelled before anyone got it: its issue number is free again and its links
+    are back at the head of the queue."""
+
+    issue_number: int | None
+    links_requeued: int
+
+
+def reprepare_send(
+    session: Session,
+    config: Config,
+    run_id: int,
+    now: datetime,
+    subject: str | None = None,
+    intro: str | None = None,
+) -> RunProgress:
+    """Render run ``run_id``'s issue again (a fixed subject or intro, fixed settings) and
+    resume the run. ``subject``/``intro`` replace the issue's; when omitted, the draft's are
+    taken if the editor wrote any there, else the issue's own. Only for a paused issue send
+    that nobody got yet. Raises ``NotFoundError``, ``ConflictError`` or ``InvalidInputError``
+    (a value still not fit for a header, nothing changed)."""
+    run, issue = _stuck_issue_run(session, run_id)
+    draft = content.get_draft(session)
+    chosen_subject = subject if subject is not None else draft.subject or issue.subject
+    chosen_intro = intro if intro is not None else draft.intro or issue.intro
+    issue.subject = content.check_text(chosen_subject, "subject", limit=content.MAX_TITLE)
+    issue.intro = content.check_intro(chosen_intro)
+    rendered = render_digest(config, content.issue_view(session, issue, config.timezone))
+    issue.html, issue.text = rendered.html, rendered.text
+    run.subject, run.html, run.text = rendered.subject, rendered.html, rendered.text
+    if (subject is None and draft.subject) or (intro is None and draft.intro):
+        content.clear_draft(session, now)
+    session.flush()
+    resume_run(session, run_id, now)
+    return run_progress(session, run_id, now)
+
+
+def cancel_send(session: Session, config: Config, run_id: int, now: datetime) -> CancelledSend:
+    """Cancel issue send ``run_id`` before anyone got it: its recipients get nothing, the
+    issue is withdrawn (its number is used again) and its links go back to the head of the
+    queue, in their order. The run stays, finished, as the record of what happened (its id
+    is never reused, so no sender can mistake a new run for it). Raises ``NotFoundError`` or
+    ``ConflictError`` (a notice, a send that is running, or one that somebody already got:
+    it can only be resumed)."""
+    run, issue = _stuck_issue_run(session, run_id)
+    _ = gettext(str(config.get("list", "language")))
+    links = content.issue_links(session, issue)
+    content.requeue_links(session, links)
+    for slot in session.scalars(select(Slot).where(Slot.issue_id == issue.id)):
+        slot.issue_id = None
+        slot.outcome = SlotOutcome.SKIPPED.value
+        slot.reason = _("send cancelled by an editor")
+    session.execute(
+        update(Delivery)
+        .where(Delivery.run_id == run.id, Delivery.status.not_in(REACHED))
+        .values(status=DeliveryStatus.SKIPPED.value, last_error="cancelled")
+    )
+    number = issue.number
+    run.key = f"cancelled:{run.id}:{run.key}"[:100]
+    run.issue_id = None
+    run.status = RunStatus.DONE
+    run.pause_reason = _("cancelled by an editor")
+    run.finished_at = now
+    session.flush()
+    session.delete(issue)
+    session.flush()
+    return CancelledSend(issue_number=number, links_requeued=len(links))
+
+
+def can_reprepare(session: Session, run_id: int) -> bool:
+    """Whether run ``run_id`` may be prepared again or cancelled (a paused issue send that
+    nobody got yet)."""
+    try:
+        _stuck_issue_run(session, run_id)
+    except (ConflictError, NotFoundError):
+        return False
+    return True
+
+
+def _stuck_issue_run(session: Session, run_id: int) -> tuple[SendRun, Issue]:
+    """Run ``run_id`` and its issue when it is a paused issue send that nobody got yet."""
+    run = get_run(session, run_id)
+    issue = session.get(Issue, run.issue_id) if run.issue_id is not None else None
+    if issue is None:
+        raise ConflictError("send %(run_id)s is not the send of an issue", run_id=run_id)
+    if run.status != RunStatus.PAUSED:
+        raise ConflictError(
+            "send %(run_id)s must be paused first (it is %(status)s)",
+            run_id=run_id,
+            status=run.status,
+        )
+    reached = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.run_id == run_id, Delivery.status.in_(REACHED))
+    )
+    if reached:
+        raise ConflictError(
+            "%(count)s recipients already got send %(run_id)s: it can only be resumed",
+            count=reached,
+            run_id=run_id,
+        )
+    return run, issue
 
 
 # --- the delivery report ---------------------------------------------------------------------

@@ -3,6 +3,7 @@ feed."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from xml.etree import ElementTree
 
@@ -45,6 +46,17 @@ async def archived_issue(request: Request) -> Response:
     )
 
 
+# Characters XML 1.0 does not allow at all (ElementTree would write them, and the feed would
+# stop being XML): C0 controls but tab and line breaks, lone surrogates, U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 forbids (input is checked before it is
+    stored; this keeps the feed valid even for rows stored before those checks)."""
+    return _NOT_XML.sub("", text)
+
+
 def atom_feed(config: Config, issues: list[ArchivedIssue]) -> bytes:
     """An Atom (RFC 4287) feed of ``issues``; ElementTree escapes every value."""
     ElementTree.register_namespace("", ATOM)
@@ -54,7 +66,7 @@ def atom_feed(config: Config, issues: list[ArchivedIssue]) -> bytes:
     def sub(parent: ElementTree.Element, tag: str, text: str = "", **attrs: str) -> None:
         element = ElementTree.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
         if text:
-            element.text = text
+            element.text = xml_text(text)
 
     sub(feed, "title", str(config.get("list", "name")))
     sub(feed, "id", f"{base}/feed.xml")
@@ -88,6 +100,6 @@ async def feed(request: Request) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/archive", archive, methods=["GET"]),
-    Route("/archive/{number:int}", archived_issue, methods=["GET"]),
+    Route("/archive/{number:id}", archived_issue, methods=["GET"]),
     Route("/feed.xml", feed, methods=["GET"]),
 ]

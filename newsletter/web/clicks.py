@@ -45,4 +45,4 @@ async def follow_link(request: Request) -> Response:
     return RedirectResponse(target, status_code=302, headers=HEADERS)
 
 
-routes = [Route("/r/{issue:int}/{link:int}", follow_link, methods=["GET", "HEAD"])]
+routes = [Route("/r/{issue:id}/{link:id}", follow_link, methods=["GET", "HEAD"])]

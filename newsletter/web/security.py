@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import deque
@@ -21,8 +22,10 @@ from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.config import Network, trusted_proxies
 from newsletter.errors import NewsletterError
 
 CSRF_COOKIE = "nl_csrf"
@@ -173,9 +176,27 @@ def _secret(request: Request) -> str:
 
 
 def csrf_token(request: Request) -> str:
-    """The token to put in a form's hidden ``csrf_token`` field for this visitor."""
+    """The token to put in a form's hidden ``csrf_token`` field for this visitor (and, once
+    ``bind_csrf`` named it, for this session only)."""
     seed = str(request.state.csrf_seed)
-    return hmac.new(_secret(request).encode(), seed.encode(), hashlib.sha256).hexdigest()
+    binding = str(getattr(request.state, "csrf_binding", ""))
+    message = f"{seed}|{binding}" if binding else seed
+    return hmac.new(_secret(request).encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def bind_csrf(request: Request, session_id: str) -> None:
+    """Tie this request's CSRF token to a signed-in session: a token from another session
+    (or from before sign-in) is refused."""
+    request.state.csrf_binding = session_id
+
+
+def rotate_csrf_seed(request: Request, response: Response) -> None:
+    """Give the visitor a new CSRF seed with ``response`` (at sign-in): tokens seen before
+    stop working."""
+    seed = secrets.token_hex(16)
+    request.state.csrf_seed = seed
+    secure = request.url.scheme == "https"
+    response.set_cookie(CSRF_COOKIE, seed, path="/", httponly=True, samesite="lax", secure=secure)
 
 
 def check_csrf(request: Request, form: FormData | Mapping[str, Any]) -> None:
@@ -213,7 +234,32 @@ class RequestLimiter:
             del self._hits[key]
 
 
+def _is_trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
 def client_ip(request: Request) -> str:
-    """The peer address (a reverse proxy in front must be trusted explicitly; we do not read
-    X-Forwarded-For, which any client can forge)."""
-    return request.client.host if request.client else ""
+    """The client's address: the peer's, unless the peer is one of ``[web] trusted_proxies``;
+    then the nearest address in ``X-Forwarded-For`` that is not a trusted proxy (any client
+    can write that header, so only a proxy we trust is believed)."""
+    peer = request.client.host if request.client else ""
+    networks = trusted_proxies(request.app.state.config)
+    if not networks or not _is_trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _is_trusted(hop, networks):
+            return hop if _is_address(hop) else peer
+    return peer
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 09:42:50.513010
+Create Date: 2026-11-30 09:47:40.240937
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=200), nullable=False),
         sa.Column("created_at", newsletter.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_login_at", newsletter.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("session_version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_editor")),
         sa.UniqueConstraint("email", name=op.f("uq_editor_email")),
     )

@@ -4,13 +4,17 @@ every admin page goes through (session + CSRF on every unsafe method).
 The cookie holds the editor's id, signed with ``[web] secret_key`` (itsdangerous,
 timestamped). It is HttpOnly, SameSite=Lax, and Secure when ``base_url`` is https. It also
 carries a fingerprint of the password hash, so changing a password signs out every session.
-CSRF is the shared double-submit token of ``newsletter.web.security``.
+Signing out raises the editor's session version, so a copied cookie stops working at once
+(on every device: sign-out ends all of that editor's sessions). CSRF is the shared
+double-submit token of ``newsletter.web.security``, bound to the session's random nonce, and
+its seed is rotated at sign-in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import threading
 import time
 from collections import deque
@@ -29,7 +33,7 @@ from newsletter.config import Config
 from newsletter.db import read_transaction, transaction
 from newsletter.editors import authenticate, get_editor
 from newsletter.models import Editor
-from newsletter.web.security import CSRFError, check_csrf, client_ip
+from newsletter.web.security import CSRFError, bind_csrf, check_csrf, client_ip
 
 COOKIE_NAME = "newsletter_admin"
 SESSION_MAX_AGE = 12 * 3600
@@ -50,10 +54,18 @@ def _fingerprint(editor: Editor) -> str:
 class SessionData:
     editor_id: int
     email: str
+    nonce: str  # this session's random id: the CSRF token is bound to it
 
 
 def session_cookie_value(config: Config, editor: Editor) -> str:
-    payload = {"e": editor.id, "f": _fingerprint(editor)}
+    """A new session for ``editor``: its id, a fingerprint of the password hash, the
+    editor's session version (signing out raises it) and a random nonce."""
+    payload = {
+        "e": editor.id,
+        "f": _fingerprint(editor),
+        "v": editor.session_version,
+        "n": secrets.token_hex(16),
+    }
     return _serializer(config).dumps(payload)
 
 
@@ -94,7 +106,18 @@ def _load_session(request: Request) -> SessionData | None:
         editor = get_editor(session, payload["e"])
         if editor is None or not hmac.compare_digest(_fingerprint(editor), str(payload.get("f"))):
             return None
-        return SessionData(editor_id=editor.id, email=editor.email)
+        if payload.get("v") != editor.session_version:
+            return None  # signed out since
+        return SessionData(editor_id=editor.id, email=editor.email, nonce=str(payload.get("n")))
+
+
+def end_sessions(request: Request, editor_id: int) -> None:
+    """Sign the editor out on the server: every session cookie issued so far stops working
+    (runs in a thread)."""
+    with transaction(request.app.state.engine) as session:
+        editor = get_editor(session, editor_id)
+        if editor is not None:
+            editor.session_version += 1
 
 
 async def csrf_ok(request: Request) -> bool:
@@ -117,6 +140,7 @@ def editor_required(endpoint: Endpoint) -> Endpoint:
             if request.method in SAFE_METHODS:
                 return RedirectResponse("/admin/login", status_code=303)
             return PlainTextResponse("Sign-in required", status_code=403)
+        bind_csrf(request, data.nonce)
         if request.method not in SAFE_METHODS and not await csrf_ok(request):
             return PlainTextResponse("CSRF token missing or wrong", status_code=403)
         request.state.editor_id = data.editor_id
@@ -153,6 +177,28 @@ class LoginLimiter:
         with self._lock:
             now = self.clock()
             return any(len(self._recent(key, now)) >= self.limit for key in keys)
+
+    def begin_attempt(self, *keys: str) -> bool:
+        """Check and count one sign-in attempt for ``keys`` in one step, before the password
+        is verified: False (nothing counted) when any key is at its limit. Counting first
+        means parallel attempts cannot all pass the check while the slow hash runs; a
+        successful attempt is forgiven with ``forgive``."""
+        with self._lock:
+            now = self.clock()
+            stamps = [self._recent(key, now) for key in keys]
+            if any(len(found) >= self.limit for found in stamps):
+                return False
+            for found in stamps:
+                found.append(now)
+            return True
+
+    def forgive(self, *keys: str) -> None:
+        """Take back the latest attempt counted for ``keys`` (it succeeded)."""
+        with self._lock:
+            for key in keys:
+                found = self._failures.get(key)
+                if found:
+                    found.pop()
 
     def record_failure(self, *keys: str) -> None:
         with self._lock:

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from newsletter.errors import InvalidInputError, NewsletterError
+from newsletter.errors import NewsletterError
+from newsletter.inputs import parse_count
 from newsletter.web.common import error_status, error_text, read_db, run_db
 
 __all__ = [
@@ -76,11 +77,7 @@ def field(form: Any, name: str) -> str:
 
 def int_field(form: Any, name: str) -> int:
     """An integer form field; raises ``InvalidInputError`` naming the field."""
-    raw = field(form, name).strip()
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInputError("must be a whole number", where=name) from None
+    return parse_count(field(form, name), name)
 
 
 def tags_field(form: Any) -> list[str]:

@@ -27,7 +27,7 @@ from newsletter.web.admin.common import (
     run_action,
     tags_field,
 )
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 from newsletter.web.common import render_next_issue
 
 DONE_MESSAGES = {
@@ -68,7 +68,7 @@ async def _page(
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
     context["notices"] = notices  # link intake: a suggestion's warnings, above the add form
     context["form_name"] = form_name
-    return render_page(request, "issue.html", context, status_code=page_status(error))
+    return render_admin_page(request, "issue.html", context, status_code=page_status(error))
 
 
 async def issue_page_with(
@@ -173,9 +173,9 @@ async def send_test(request: Request) -> Response:
 
 routes = [
     Route("/issue", issue_page, methods=["GET"]),
-    Route("/issue/links/{link_id:int}", edit_link, methods=["POST"]),
-    Route("/issue/links/{link_id:int}/move", move_link, methods=["POST"]),
-    Route("/issue/links/{link_id:int}/delete", remove_link, methods=["POST"]),
+    Route("/issue/links/{link_id:id}", edit_link, methods=["POST"]),
+    Route("/issue/links/{link_id:id}/move", move_link, methods=["POST"]),
+    Route("/issue/links/{link_id:id}/delete", remove_link, methods=["POST"]),
     Route("/issue/draft", save_draft, methods=["POST"]),
     Route("/issue/test", send_test, methods=["POST"]),
 ]

@@ -15,6 +15,7 @@ from newsletter import content
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
+from newsletter.i18n import N_
 from newsletter.models import RunStatus
 from newsletter.services import inbound, sends
 from newsletter.web.admin.auth import editor_required
@@ -26,10 +27,16 @@ from newsletter.web.admin.common import (
     redirect,
     run_action,
 )
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 from newsletter.web.common import error_text, publish_now
 
 REFRESH_SECONDS = 2
+SEND_DONE = {
+    "paused": N_("Send paused."),
+    "resumed": N_("Send resumed."),
+    "reprepared": N_("Message prepared again; the send resumed."),
+    "cancelled": N_("Send cancelled: the issue was withdrawn and its links are back in the queue."),
+}
 
 
 # --- send now --------------------------------------------------------------------------------
@@ -37,14 +44,19 @@ REFRESH_SECONDS = 2
 
 def _confirm_context(session: Session, config: Config) -> dict[str, Any]:
     view = content.next_issue_view(session, config, utc_now())
-    return {"view": view, "recipients": sends.active_recipients(session)}
+    latest = sends.recent_sends(session, utc_now(), limit=1)
+    return {
+        "view": view,
+        "recipients": sends.active_recipients(session),
+        "latest_run": latest[0].run.id if latest else None,
+    }
 
 
 @editor_required
 async def confirm_page(request: Request) -> Response:
     config: Config = request.app.state.config
     context = await read_db(request, lambda s: _confirm_context(s, config))
-    return render_page(request, "send_confirm.html", context)
+    return render_admin_page(request, "send_confirm.html", context)
 
 
 @editor_required
@@ -58,7 +70,7 @@ async def send_now(request: Request) -> Response:
     except NewsletterError as exc:
         context = await read_db(request, lambda s: _confirm_context(s, config))
         context.update(error_flash(request, exc))
-        return render_page(request, "send_confirm.html", context, error_status(exc))
+        return render_admin_page(request, "send_confirm.html", context, error_status(exc))
     return redirect(f"/admin/sends/{started.run_id}")
 
 
@@ -68,27 +80,38 @@ async def send_now(request: Request) -> Response:
 @editor_required
 async def sends_page(request: Request) -> Response:
     rows = await read_db(request, lambda s: sends.recent_sends(s, utc_now()))
-    return render_page(request, "sends.html", {"rows": rows})
+    return render_admin_page(request, "sends.html", {"rows": rows})
 
 
 @editor_required
 async def send_page(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
+    return await _send_page(request, run_id)
+
+
+async def _send_page(
+    request: Request, run_id: int, error: NewsletterError | None = None
+) -> Response:
+    def load(session: Session) -> tuple[Any, bool]:
+        progress = sends.send_progress(session, run_id, utc_now())
+        return progress, sends.can_reprepare(session, run_id)
+
     try:
-        progress = await read_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
+        progress, recoverable = await read_db(request, load)
     except NewsletterError as exc:
-        return render_page(request, "error.html", error_flash(request, exc), 404)
+        return render_admin_page(request, "error.html", error_flash(request, exc), 404)
     figures = await read_db(request, lambda s: inbound.deliverability(s, run_id).as_dict())
     context = {
         "p": progress,
         "d": progress.as_json(),
         "dv": figures,  # deliverability figures (the return path)
         "refresh": REFRESH_SECONDS if progress.status == RunStatus.RUNNING else None,
-        "flash": {"paused": "Send paused.", "resumed": "Send resumed."}.get(
-            request.query_params.get("done", ""), ""
-        ),
+        "recoverable": recoverable,
+        "flash": SEND_DONE.get(request.query_params.get("done", ""), ""),
     }
-    return render_page(request, "send.html", context)
+    if error is not None:
+        context.update(error_flash(request, error))
+    return render_admin_page(request, "send.html", context, error_status(error) if error else 200)
 
 
 @editor_required
@@ -103,7 +126,7 @@ async def send_json(request: Request) -> Response:
 
 
 async def _error_page(request: Request, exc: NewsletterError) -> Response:
-    return render_page(request, "error.html", error_flash(request, exc), error_status(exc))
+    return render_admin_page(request, "error.html", error_flash(request, exc), error_status(exc))
 
 
 async def _act_on_run(request: Request, done: str, work: Callable[[Session], object]) -> Response:
@@ -125,6 +148,38 @@ async def pause(request: Request) -> Response:
 async def resume(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
     return await _act_on_run(request, "resumed", lambda s: sends.resume_send(s, run_id, utc_now()))
+
+
+@editor_required
+async def reprepare(request: Request) -> Response:
+    config: Config = request.app.state.config
+    run_id = int(request.path_params["run_id"])
+    form = await request.form()
+    subject, intro = field(form, "subject"), field(form, "intro")
+
+    def work(session: Session) -> object:
+        return sends.reprepare_send(
+            session, config, run_id, utc_now(), subject=subject or None, intro=intro or None
+        )
+
+    return await run_action(
+        request,
+        work,
+        f"/admin/sends/{run_id}?done=reprepared",
+        lambda exc: _send_page(request, run_id, exc),
+    )
+
+
+@editor_required
+async def cancel(request: Request) -> Response:
+    config: Config = request.app.state.config
+    run_id = int(request.path_params["run_id"])
+    return await run_action(
+        request,
+        lambda s: sends.cancel_send(s, config, run_id, utc_now()),
+        f"/admin/sends/{run_id}?done=cancelled",
+        lambda exc: _send_page(request, run_id, exc),
+    )
 
 
 # --- the delivery report ---------------------------------------------------------------------
@@ -150,9 +205,11 @@ routes = [
     Route("/issue/send", confirm_page, methods=["GET"]),
     Route("/issue/send", send_now, methods=["POST"]),
     Route("/sends", sends_page, methods=["GET"]),
-    Route("/sends/{run_id:int}", send_page, methods=["GET"]),
-    Route("/sends/{run_id:int}/progress.json", send_json, methods=["GET"]),
-    Route("/sends/{run_id:int}/pause", pause, methods=["POST"]),
-    Route("/sends/{run_id:int}/resume", resume, methods=["POST"]),
-    Route("/sends/{run_id:int}/report.csv", report_csv_download, methods=["GET"]),
+    Route("/sends/{run_id:id}", send_page, methods=["GET"]),
+    Route("/sends/{run_id:id}/progress.json", send_json, methods=["GET"]),
+    Route("/sends/{run_id:id}/pause", pause, methods=["POST"]),
+    Route("/sends/{run_id:id}/resume", resume, methods=["POST"]),
+    Route("/sends/{run_id:id}/reprepare", reprepare, methods=["POST"]),
+    Route("/sends/{run_id:id}/cancel", cancel, methods=["POST"]),
+    Route("/sends/{run_id:id}/report.csv", report_csv_download, methods=["GET"]),
 ]

@@ -11,13 +11,15 @@ from newsletter.web.admin.auth import (
     clear_session_cookie,
     csrf_ok,
     editor_required,
+    end_sessions,
     form_text,
     login_keys,
     login_limiter,
     set_session_cookie,
     sign_in,
 )
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
+from newsletter.web.security import rotate_csrf_seed
 
 
 def _login_form(
@@ -25,7 +27,7 @@ def _login_form(
 ) -> Response:
     """The sign-in form; after a refusal it shows ``error`` and keeps the ``email`` typed."""
     context = {"error": error, "email": email}
-    return render_page(request, "login.html", context, status_code=status_code)
+    return render_admin_page(request, "login.html", context, status_code=status_code)
 
 
 async def login_page(request: Request) -> Response:
@@ -41,20 +43,22 @@ async def login_submit(request: Request) -> Response:
     password = password if isinstance(password, str) else ""
     limiter = login_limiter(request)
     keys = login_keys(request, email)
-    if limiter.blocked(*keys):
+    if not limiter.begin_attempt(*keys):
         return _login_form(request, "Too many attempts; try again in a few minutes.", 429, email)
     editor = await run_in_threadpool(sign_in, request, email, password)
     if editor is None:
-        limiter.record_failure(*keys)
         return _login_form(request, "Wrong email or password.", 401, email)
+    limiter.forgive(keys[0])
     limiter.reset(keys[1])
     response = RedirectResponse("/admin/", status_code=303)
     set_session_cookie(response, request.app.state.config, editor)
+    rotate_csrf_seed(request, response)
     return response
 
 
 @editor_required
 async def logout(request: Request) -> Response:
+    await run_in_threadpool(end_sessions, request, request.state.editor_id)
     response = RedirectResponse("/admin/login", status_code=303)
     clear_session_cookie(response, request.app.state.config)
     return response

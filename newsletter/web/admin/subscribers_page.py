@@ -16,24 +16,26 @@ from starlette.routing import Route
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.errors import InvalidInputError, NewsletterError
+from newsletter.inputs import parse_count
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import PAGE_SIZE, STATUSES, ImportOptions
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.chart import chart_svg, weekly_counts
 from newsletter.web.admin.common import (
     error_flash,
-    error_status,
     field,
+    page_status,
     read_db,
     redirect,
     run_db,
 )
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 from newsletter.web.common import consent_context, mailer
 from subscribers import io as subscriber_io
 from subscribers.store import count_by_status
 
 CHART_WEEKS = 12
+MAX_OFFSET = 10**9
 
 
 def _context(
@@ -56,8 +58,10 @@ def _context(
 
 
 def _offset(request: Request) -> int:
-    raw = request.query_params.get("offset", "0")
-    return max(int(raw), 0) if raw.isdigit() else 0
+    try:
+        return parse_count(request.query_params.get("offset", "0"), "offset", MAX_OFFSET)
+    except InvalidInputError:
+        return 0
 
 
 async def _page(
@@ -78,7 +82,7 @@ async def _page(
     else:
         context.update(flash=flash or done.get(request.query_params.get("done", ""), ""))
     context.update(formats=subscriber_io.FORMATS, **(extra or {}))
-    return render_page(request, "subscribers.html", context, error_status(error) if error else 200)
+    return render_admin_page(request, "subscribers.html", context, page_status(error))
 
 
 @editor_required

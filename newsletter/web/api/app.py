@@ -7,7 +7,6 @@ functions as the dashboard pages (``api_handlers``); ``NewsletterError`` becomes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -22,6 +21,7 @@ from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.editors import editor_for_token
 from newsletter.errors import InvalidInputError, NewsletterError
+from newsletter.inputs import check_text, load_json, parse_count
 from newsletter.web.api import handlers
 from newsletter.web.api.handlers import JSON_HEADERS, ok
 from newsletter.web.api.intake import intake_operations
@@ -91,11 +91,11 @@ def _params(request: Request, op: Operation) -> dict[str, Any]:
                 raise BadRequest("is required", param.name)
             continue
         value: Any = raw
-        if param.schema.get("type") == "integer":
-            if not str(raw).isdigit():
-                raise BadRequest("must be a whole number", param.name)
-            value = int(raw)
         try:
+            if param.schema.get("type") == "integer":
+                value = parse_count(str(raw), param.name)
+            else:
+                check_text(str(raw), param.name)
             validate(param.schema, value, param.name)
         except InvalidInputError as exc:
             raise BadRequest(exc.reason, param.name) from None
@@ -108,10 +108,7 @@ async def _body(request: Request, op: Operation) -> dict[str, Any]:
         return {}
     raw = await request.body()
     try:
-        data = json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("is not valid JSON", "body") from None
-    try:
+        data = load_json(raw) if raw.strip() else None
         validate(op.body, data)
     except InvalidInputError as exc:
         raise BadRequest(exc.reason, exc.where or "body") from None

@@ -212,6 +212,30 @@ async def resume_send(request: Request) -> Response:
     return ok(await run_db(request, work))
 
 
+async def reprepare_send(request: Request) -> Response:
+    config: Config = request.app.state.config
+    run_id, body = path_id(request, "run_id"), request.state.body
+
+    def work(session: Session) -> dict[str, Any]:
+        progress = sends.reprepare_send(
+            session, config, run_id, utc_now(), subject=body.get("subject"), intro=body.get("intro")
+        )
+        return progress.as_json()
+
+    return ok(await run_db(request, work))
+
+
+async def cancel_send(request: Request) -> Response:
+    config: Config = request.app.state.config
+    run_id = path_id(request, "run_id")
+
+    def work(session: Session) -> dict[str, Any]:
+        cancelled = sends.cancel_send(session, config, run_id, utc_now())
+        return {"issue_number": cancelled.issue_number, "links_requeued": cancelled.links_requeued}
+
+    return ok(await run_db(request, work))
+
+
 async def send_report(request: Request) -> Response:
     run_id = path_id(request, "run_id")
 

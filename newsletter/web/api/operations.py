@@ -25,7 +25,15 @@ from newsletter.web.api.shapes import (
     STATUSES,
     SUBSCRIBERS,
 )
-from newsletter.web.api.validation import MAX_ID, Operation, Param, Schema, obj, string
+from newsletter.web.api.validation import (
+    MAX_ID,
+    Operation,
+    Param,
+    Schema,
+    nullable,
+    obj,
+    string,
+)
 from subscribers.io import FORMATS as IMPORT_FORMATS
 
 
@@ -185,6 +193,32 @@ def operations(handlers: Mapping[str, Any]) -> tuple[Operation, ...]:
             "Resume a paused send",
             200,
             PROGRESS,
+            params=(RUN_ID,),
+            errors=(404, 409),
+            tags=("sends",),
+        ),
+        op(
+            "POST",
+            "/sends/{run_id}/reprepare",
+            "reprepare_send",
+            "Render a paused send nobody got yet again (new subject/intro) and resume it",
+            200,
+            PROGRESS,
+            body=DRAFT,
+            params=(RUN_ID,),
+            errors=(404, 409, 422),
+            tags=("sends",),
+        ),
+        op(
+            "POST",
+            "/sends/{run_id}/cancel",
+            "cancel_send",
+            "Cancel a paused send nobody got yet; its links go back to the queue",
+            200,
+            obj(
+                {"issue_number": nullable(INT), "links_requeued": INT},
+                ("issue_number", "links_requeued"),
+            ),
             params=(RUN_ID,),
             errors=(404, 409),
             tags=("sends",),
