@@ -29,6 +29,7 @@ from newsletter.errors import (
 )
 from newsletter.i18n import format_date
 from newsletter.models import Issue, IssueDraft, IssueStatus, Link
+from newsletter.schedule.policy import nearest_slot, weekly_schedule
 from newsletter.urls import canonical_url
 
 MAX_URL = 2000
@@ -313,13 +314,26 @@ def _link_view(link: Link) -> LinkView:
     )
 
 
+def issue_day(config: Config, at: datetime) -> date:
+    """The date an issue assembled at ``at`` carries: the local date of its weekly slot (the
+    regular slot nearest to ``at``), so the Sunday email is dated Sunday even when it goes out
+    on Monday by hand, or is delayed."""
+    schedule = weekly_schedule(
+        str(config.get("schedule", "day")),
+        str(config.get("schedule", "time")),
+        str(config.get("schedule", "timezone")),
+    )
+    return local_date(nearest_slot(schedule, at), schedule.zone)
+
+
 def next_issue_view(
     session: Session, config: Config, now: datetime, intro: str | None = None
 ) -> IssueView:
-    """What the next issue would look like if assembled at ``now`` (nothing is stored)."""
+    """What the next issue would look like if assembled at ``now`` (nothing is stored); dated
+    by ``issue_day``."""
     draft = get_draft(session)
     number = next_issue_number(session)
-    day = local_date(now, config.timezone)
+    day = issue_day(config, now)
     return IssueView(
         number=number,
         subject=draft.subject or issue_subject(config, number, day),
@@ -363,13 +377,23 @@ def issue_links(session: Session, issue: Issue) -> list[Link]:
     return list(session.scalars(query))
 
 
-def issue_view(session: Session, issue: Issue, timezone: ZoneInfo | None = None) -> IssueView:
-    """The view of an assembled issue; its date is the day it was assembled, in ``timezone``
-    (UTC when not given)."""
+def issue_view(
+    session: Session,
+    issue: Issue,
+    timezone: ZoneInfo | None = None,
+    *,
+    config: Config | None = None,
+) -> IssueView:
+    """The view of an assembled issue. Its date is ``issue_day`` with ``config``; without, the
+    day it was assembled, in ``timezone`` (UTC when not given)."""
+    if config is not None:
+        day = issue_day(config, issue.created_at)
+    else:
+        day = issue.created_at.astimezone(timezone or UTC).date()
     return IssueView(
         number=issue.number,
         subject=issue.subject,
         intro=issue.intro,
-        date=issue.created_at.astimezone(timezone or UTC).date(),
+        date=day,
         links=tuple(_link_view(link) for link in issue_links(session, issue)),
     )
