@@ -11,24 +11,13 @@ import click
 from newsletter import content
 from newsletter.cli.base import AppContext, WholeNumber, main, pass_app
 from newsletter.clock import utc_now
-from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import InvalidInputError
 from newsletter.intake.fetcher import FetchPolicy
 from newsletter.issuefile import queue_issue_file, read_issue_file
-from newsletter.sending.message import MessageTemplate, Recipient
-from newsletter.sending.render import (
-    RECIPIENT_EMAIL_PLACEHOLDER,
-    UNSUBSCRIBE_URL_PLACEHOLDER,
-    RenderedEmail,
-    render_digest,
-)
-from newsletter.sending.smtp import send_single
-from newsletter.services import intake
-from subscribers.tokens import make_unsubscribe_token
+from newsletter.services import intake, sends
 
 # The preview's unsubscribe link is signed for no real subscriber (id 0).
-PREVIEW_SUBSCRIBER_ID = 0
 GMAIL_CLIP_BYTES = 102 * 1024
 
 
@@ -147,18 +136,6 @@ def issue_import(app: AppContext, path: Path) -> None:
     click.echo(f"Queued {len(ids)} link(s) from {path}{suffix}.")
 
 
-def preview_recipient(config: Config, email: str | None) -> Recipient:
-    token = make_unsubscribe_token(config.secret_key, PREVIEW_SUBSCRIBER_ID)
-    address = email or str(config.get("list", "from_address"))
-    return Recipient(email=address, name="", unsubscribe_url=f"{config.base_url}/u/{token}")
-
-
-def personalised(rendered: RenderedEmail, recipient: Recipient, fmt: str) -> str:
-    body = rendered.html if fmt == "html" else rendered.text
-    body = body.replace(UNSUBSCRIBE_URL_PLACEHOLDER, recipient.unsubscribe_url)
-    return body.replace(RECIPIENT_EMAIL_PLACEHOLDER, recipient.email)
-
-
 @issue.command("preview")
 @click.option(
     "--format", "fmt", type=click.Choice(["html", "text", "eml"]), default="text", show_default=True
@@ -173,9 +150,9 @@ def issue_preview(app: AppContext, fmt: str, output: Path | None, to: str | None
     config, now = app.config, utc_now()
     with transaction(app.engine()) as session:
         view = content.next_issue_view(session, config, now)
+    rendered = sends.render_view(config, view)
     if not view.links:
         click.echo(f"Note: no link is queued for issue #{view.number} yet.", err=True)
-    rendered = render_digest(config, view)
     size = len(rendered.html.encode("utf-8"))
     if size >= GMAIL_CLIP_BYTES:
         click.echo(
@@ -183,14 +160,16 @@ def issue_preview(app: AppContext, fmt: str, output: Path | None, to: str | None
             "(the unsubscribe footer would be hidden). Shorten excerpts or move links.",
             err=True,
         )
-    recipient = preview_recipient(config, to)
-    template = MessageTemplate.prepare(config, rendered, test=to is not None)
-    data = template.for_recipient(recipient, now)
     if to is not None:
-        asyncio.run(send_single(config, str(config.get("list", "from_address")), [to], data))
+        asyncio.run(sends.send_test(config, rendered, to, now))
         click.echo(f"Sent the preview of issue #{view.number} to {to}.")
         return
-    payload = data if fmt == "eml" else personalised(rendered, recipient, fmt).encode("utf-8")
+    if fmt == "eml":
+        payload = sends.preview_message(config, rendered, None, now)
+    else:
+        part = rendered.html if fmt == "html" else rendered.text
+        address = str(config.get("list", "from_address"))
+        payload = sends.fill_preview(part, config, address).encode("utf-8")
     if output is None:
         click.echo(payload, nl=False)
     else:

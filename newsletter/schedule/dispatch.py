@@ -39,7 +39,7 @@ from newsletter.schedule.policy import (
     format_local,
     weekly_schedule,
 )
-from newsletter.sending.publish import (
+from newsletter.sending import (
     RenderedIssue,
     issue_to_render,
     publish_next_issue,

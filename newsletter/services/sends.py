@@ -34,6 +34,7 @@ from newsletter.sending import (
     RenderedEmail,
     RenderedIssue,
     RunProgress,
+    build_message,
     get_run,
     issue_run_key,
     issue_to_render,
@@ -48,6 +49,7 @@ from newsletter.sending import (
 )
 from subscribers.models import SubscriberStatus
 from subscribers.store import count_by_status
+from subscribers.tokens import make_unsubscribe_token
 
 RECENT_SENDS = 50
 RECENT_START = timedelta(minutes=10)
@@ -190,6 +192,11 @@ def _recent_digest_run(session: Session, now: datetime) -> tuple[SendRun, int] |
 # --- previews and tests ----------------------------------------------------------------------
 
 
+def render_view(config: Config, view: content.IssueView) -> RenderedEmail:
+    """The issue ``view`` rendered once, placeholders still in."""
+    return render_digest(config, view)
+
+
 def render_next_issue(
     session: Session, config: Config, now: datetime, intro: str | None = None
 ) -> RenderedEmail:
@@ -203,11 +210,6 @@ def next_issue_view(
 ) -> content.IssueView:
     """What the next issue would hold if assembled now, for a preview (a read)."""
     return content.next_issue_view(session, config, now, intro)
-
-
-def render_view(config: Config, view: content.IssueView) -> RenderedEmail:
-    """A preview of ``view``, rendered outside any transaction (placeholders still in)."""
-    return render_digest(config, view)
 
 
 def issue_to_publish(
@@ -224,9 +226,15 @@ def prepare_issue(config: Config, issue: IssueToRender) -> RenderedIssue | None:
     return render_issue(config, issue) if issue.view.links else None
 
 
+# Previews and tests carry a real signed unsubscribe link, for a subscriber id that no row has.
+PREVIEW_SUBSCRIBER_ID = 0
+
+
 def preview_unsubscribe_url(config: Config) -> str:
-    """Stands for a subscriber's personal link in previews and tests; it unsubscribes nobody."""
-    return f"{config.base_url}/u/preview"
+    """Stands for a subscriber's personal link in previews and tests: signed like the real
+    ones, for no subscriber, so it unsubscribes nobody."""
+    token = make_unsubscribe_token(config.secret_key, PREVIEW_SUBSCRIBER_ID)
+    return f"{config.base_url}/u/{token}"
 
 
 def fill_preview(text: str, config: Config, email: str) -> str:
@@ -235,11 +243,24 @@ def fill_preview(text: str, config: Config, email: str) -> str:
     return text.replace(RECIPIENT_EMAIL_PLACEHOLDER, email)
 
 
+def preview_recipient(config: Config, email: str | None = None) -> Recipient:
+    """Who a preview is addressed to: ``email``, or the list's From address."""
+    address = email or str(config.get("list", "from_address"))
+    return Recipient(email=address, name="", unsubscribe_url=preview_unsubscribe_url(config))
+
+
+def preview_message(
+    config: Config, rendered: RenderedEmail, email: str | None, now: datetime, *, test: bool = False
+) -> bytes:
+    """The MIME bytes of a preview of ``rendered`` addressed to ``email`` (or the From
+    address); ``test`` marks the subject as a test send does."""
+    return build_message(config, rendered, preview_recipient(config, email), now, test=test)
+
+
 async def send_test(config: Config, rendered: RenderedEmail, email: str, now: datetime) -> None:
     """Send ``rendered`` to ``email`` with its subject marked as a preview; nothing is
     recorded. Raises ``DeliveryError`` when the relay refuses it or cannot be reached."""
-    recipient = Recipient(email=email, name="", unsubscribe_url=preview_unsubscribe_url(config))
-    await send_rendered(config, rendered, recipient, now, test=True)
+    await send_rendered(config, rendered, preview_recipient(config, email), now, test=True)
 
 
 # --- watching and steering sends -------------------------------------------------------------
