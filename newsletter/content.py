@@ -27,9 +27,9 @@ from newsletter.errors import (
     NotFoundError,
 )
 from newsletter.i18n import format_date
-from newsletter.intake.urls import canonical_url
 from newsletter.models import Issue, IssueDraft, IssueStatus, Link
 from newsletter.settings import WEEKDAYS
+from newsletter.urls import canonical_url
 
 MAX_URL = 2000
 MAX_TITLE = 500

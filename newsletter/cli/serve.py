@@ -22,7 +22,7 @@ from newsletter.config import Config, trusted_proxies
 from newsletter.db import transaction
 from newsletter.editors import list_editors
 from newsletter.errors import ConfigError
-from newsletter.sending.catcher import catcher_service
+from newsletter.sending import catcher_service
 
 # A service is ``factory(config, engine)`` returning an async context manager: it starts on
 # enter and stops on exit. What it yields is put on ``app.state`` under ``name``.
@@ -31,7 +31,7 @@ ServiceFactory = Callable[[Config, Engine], AbstractAsyncContextManager[Any]]
 
 @contextlib.asynccontextmanager
 async def _delivery(config: Config, engine: Engine) -> AsyncIterator[Any]:
-    from newsletter.sending.service import delivery_service
+    from newsletter.sending import delivery_service
 
     async with delivery_service(config, engine) as task:
         yield task

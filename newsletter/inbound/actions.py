@@ -25,7 +25,7 @@ from newsletter.inbound.policy import (
 )
 from newsletter.models import Delivery, DeliveryStatus, RunStatus, SendRun
 from newsletter.returnpath import DeliveryRef
-from newsletter.sending.runs import pause_if_running
+from newsletter.sending import pause_if_running
 from subscribers.models import ConsentKind, Subscriber, SubscriberStatus
 from subscribers.store import ConsentContext, deactivate, record_consent
 

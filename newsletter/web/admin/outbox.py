@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter.config import Config
 from newsletter.errors import NotFoundError
-from newsletter.sending.catcher import CaughtMessage, catcher_dir, list_caught, read_caught
+from newsletter.sending import CaughtMessage, catcher_dir, list_caught, read_caught
 from newsletter.web.admin.templating import render_admin_page
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
