@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter import inputs
-from newsletter.clock import local_date
 from newsletter.config import Config
 from newsletter.errors import (
     ConfigError,
@@ -29,7 +28,7 @@ from newsletter.errors import (
 )
 from newsletter.i18n import format_date
 from newsletter.models import Issue, IssueDraft, IssueStatus, Link
-from newsletter.schedule.policy import nearest_slot, weekly_schedule
+from newsletter.settings import WEEKDAYS
 from newsletter.urls import canonical_url
 
 MAX_URL = 2000
@@ -316,14 +315,18 @@ def _link_view(link: Link) -> LinkView:
 
 def issue_day(config: Config, at: datetime) -> date:
     """The date an issue assembled at ``at`` carries: the local date of its weekly slot (the
-    regular slot nearest to ``at``), so the Sunday email is dated Sunday even when it goes out
-    on Monday by hand, or is delayed."""
-    schedule = weekly_schedule(
-        str(config.get("schedule", "day")),
-        str(config.get("schedule", "time")),
-        str(config.get("schedule", "timezone")),
-    )
-    return local_date(nearest_slot(schedule, at), schedule.zone)
+    regular slot nearest to ``at``, the earlier on a tie), so the Sunday email is dated Sunday
+    even when it goes out on Monday by hand, or is delayed."""
+    zone = config.timezone
+    weekday = WEEKDAYS.index(str(config.get("schedule", "day")))
+    hours, minutes = (int(part) for part in str(config.get("schedule", "time")).split(":"))
+    local = at.astimezone(zone)
+    monday = local.date() - timedelta(days=local.weekday())
+    slots = [
+        datetime.combine(monday + timedelta(days=weekday + 7 * k), time(hours, minutes), zone)
+        for k in (-1, 0, 1)
+    ]
+    return min(slots, key=lambda slot: (abs(slot - at), slot)).date()
 
 
 def next_issue_view(
