@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -251,6 +252,17 @@ def _check_consistency(config: Config) -> None:
     ):
         raise ConfigError(
             "[schedule] time in %(path)s: expected HH:MM, got %(time)r", path=where, time=hh_mm
+        )
+    if not re.fullmatch(r"#[0-9A-Fa-f]{6}", str(config.get("list", "accent_color"))):
+        raise ConfigError(
+            "[list] accent_color in %(path)s: expected a colour like #1d5e9c, got %(value)r",
+            path=where,
+            value=config.get("list", "accent_color"),
+        )
+    logo = str(config.get("list", "logo_url"))
+    if logo and not logo.startswith(("https://", "http://")):
+        raise ConfigError(
+            "[list] logo_url in %(path)s: must start with https:// (or be empty)", path=where
         )
     if not config.base_url.startswith(("http://", "https://")):
         raise ConfigError(

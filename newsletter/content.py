@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter import inputs
-from newsletter.clock import local_date
 from newsletter.config import Config
 from newsletter.errors import (
     ConfigError,
@@ -28,8 +27,9 @@ from newsletter.errors import (
     NotFoundError,
 )
 from newsletter.i18n import format_date
-from newsletter.intake.urls import canonical_url
 from newsletter.models import Issue, IssueDraft, IssueStatus, Link
+from newsletter.settings import WEEKDAYS
+from newsletter.urls import canonical_url
 
 MAX_URL = 2000
 MAX_TITLE = 500
@@ -313,13 +313,30 @@ def _link_view(link: Link) -> LinkView:
     )
 
 
+def issue_day(config: Config, at: datetime) -> date:
+    """The date an issue assembled at ``at`` carries: the local date of its weekly slot (the
+    regular slot nearest to ``at``, the earlier on a tie), so the Sunday email is dated Sunday
+    even when it goes out on Monday by hand, or is delayed."""
+    zone = config.timezone
+    weekday = WEEKDAYS.index(str(config.get("schedule", "day")))
+    hours, minutes = (int(part) for part in str(config.get("schedule", "time")).split(":"))
+    local = at.astimezone(zone)
+    monday = local.date() - timedelta(days=local.weekday())
+    slots = [
+        datetime.combine(monday + timedelta(days=weekday + 7 * k), time(hours, minutes), zone)
+        for k in (-1, 0, 1)
+    ]
+    return min(slots, key=lambda slot: (abs(slot - at), slot)).date()
+
+
 def next_issue_view(
     session: Session, config: Config, now: datetime, intro: str | None = None
 ) -> IssueView:
-    """What the next issue would look like if assembled at ``now`` (nothing is stored)."""
+    """What the next issue would look like if assembled at ``now`` (nothing is stored); dated
+    by ``issue_day``."""
     draft = get_draft(session)
     number = next_issue_number(session)
-    day = local_date(now, config.timezone)
+    day = issue_day(config, now)
     return IssueView(
         number=number,
         subject=draft.subject or issue_subject(config, number, day),
@@ -363,13 +380,23 @@ def issue_links(session: Session, issue: Issue) -> list[Link]:
     return list(session.scalars(query))
 
 
-def issue_view(session: Session, issue: Issue, timezone: ZoneInfo | None = None) -> IssueView:
-    """The view of an assembled issue; its date is the day it was assembled, in ``timezone``
-    (UTC when not given)."""
+def issue_view(
+    session: Session,
+    issue: Issue,
+    timezone: ZoneInfo | None = None,
+    *,
+    config: Config | None = None,
+) -> IssueView:
+    """The view of an assembled issue. Its date is ``issue_day`` with ``config``; without, the
+    day it was assembled, in ``timezone`` (UTC when not given)."""
+    if config is not None:
+        day = issue_day(config, issue.created_at)
+    else:
+        day = issue.created_at.astimezone(timezone or UTC).date()
     return IssueView(
         number=issue.number,
         subject=issue.subject,
         intro=issue.intro,
-        date=issue.created_at.astimezone(timezone or UTC).date(),
+        date=day,
         links=tuple(_link_view(link) for link in issue_links(session, issue)),
     )

@@ -69,6 +69,22 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "list",
+        "logo_url",
+        str,
+        "",
+        "Address (https://…) of a small logo shown in the digest's masthead instead of the "
+        "list name (about 200×60 px; its alt text is the list name). Empty: the name in text.",
+    ),
+    Setting(
+        "list",
+        "accent_color",
+        str,
+        "#1d5e9c",
+        "Accent colour of the digest (masthead rule, link titles) as `#RRGGBB`; choose one "
+        "with at least 4.5:1 contrast on white.",
+    ),
+    Setting(
+        "list",
         "subject_template",
         str,
         "Les liens de la semaine #{number}",

@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--now-offset", type=float, default=0.0, help="seconds ahead of now")
     parser.add_argument("--retry-ms", type=float, default=10.0, help="first retry backoff")
-    parser.add_argument("--lease", type=float, default=30.0, help="lease, seconds")
+    parser.add_argument("--lease", type=float, default=20.0, help="lease, seconds")
     args = parser.parse_args()
     config = load_config(args.config, environ={})
     engine = make_engine(config.database_url)

@@ -42,6 +42,9 @@ ADMIN_PAGES = [
     "/admin/schedule",
     "/admin/subscribers",
     "/admin/inbound",
+    "/admin/clicks",
+    "/admin/feeds",
+    "/admin/intake/share?url=https://example.org/un-partage&title=Un%20partage",
 ]
 # Words that are the same in both languages, or names, are not evidence of English.
 CLI_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")

@@ -11,7 +11,12 @@ from newsletter.db import transaction
 from newsletter.errors import ConflictError
 from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
 from newsletter.sending.ledger import claim_batch
-from newsletter.sending.outcomes import Outcome, OutcomeKind, RetryPolicy, record_outcomes
+from newsletter.sending.outcomes import (
+    DeliveryOutcome,
+    DeliveryOutcomeKind,
+    RetryPolicy,
+    record_outcomes,
+)
 from newsletter.sending.runs import finish_run_if_complete, pause_run, resume_run, start_send_run
 from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.delivery_support import T0, add_subscribers, delivery_counts
@@ -42,7 +47,7 @@ def claim(engine: Engine, run_id: int, limit: int = 100, at: timedelta = timedel
         return claim_batch(session, run_id, limit=limit, now=T0 + at, lease=LEASE)
 
 
-def record(engine: Engine, outcomes: list[Outcome], at: timedelta = timedelta()) -> None:
+def record(engine: Engine, outcomes: list[DeliveryOutcome], at: timedelta = timedelta()) -> None:
     with transaction(engine) as session:
         record_outcomes(session, outcomes, now=T0 + at, policy=POLICY)
 
@@ -97,9 +102,9 @@ def test_outcomes_move_rows_and_subscribers(engine: Engine) -> None:
     record(
         engine,
         [
-            Outcome(c[0], OutcomeKind.SENT),
-            Outcome(c[1], OutcomeKind.TEMPORARY, "451 later"),
-            Outcome(c[2], OutcomeKind.PERMANENT, "550 no user"),
+            DeliveryOutcome(c[0], DeliveryOutcomeKind.SENT),
+            DeliveryOutcome(c[1], DeliveryOutcomeKind.TEMPORARY, "451 later"),
+            DeliveryOutcome(c[2], DeliveryOutcomeKind.PERMANENT, "550 no user"),
         ],
     )
     assert delivery_counts(engine, run_id) == {"sent": 1, "retry": 1, "bounced": 1}
@@ -116,7 +121,7 @@ def test_outcomes_move_rows_and_subscribers(engine: Engine) -> None:
     for attempt, wait in ((2, 10), (3, 40)):
         again = claim(engine, run_id, at=timedelta(seconds=wait))
         assert len(again) == 1 and again[0].attempts == attempt - 1
-        out = Outcome(again[0], OutcomeKind.TEMPORARY, "451")
+        out = DeliveryOutcome(again[0], DeliveryOutcomeKind.TEMPORARY, "451")
         record(engine, [out], at=timedelta(seconds=wait))
     assert delivery_counts(engine, run_id) == {"sent": 1, "failed": 1, "bounced": 1}
     with transaction(engine) as session:
@@ -137,8 +142,8 @@ def test_soft_bounce_limit_marks_subscriber_bounced_and_sent_resets_it(engine: E
         record_outcomes(
             session,
             [
-                Outcome(c[0], OutcomeKind.TEMPORARY, "452"),
-                Outcome(c[1], OutcomeKind.SENT),
+                DeliveryOutcome(c[0], DeliveryOutcomeKind.TEMPORARY, "452"),
+                DeliveryOutcome(c[1], DeliveryOutcomeKind.SENT),
             ],
             now=T0,
             policy=policy,
@@ -157,7 +162,7 @@ def test_pause_stops_claims_and_resume_makes_retries_due(engine: Engine) -> None
     add_subscribers(engine, 2)
     run_id = start(engine)
     c = claim(engine, run_id, limit=1)
-    record(engine, [Outcome(c[0], OutcomeKind.TEMPORARY, "4")])
+    record(engine, [DeliveryOutcome(c[0], DeliveryOutcomeKind.TEMPORARY, "4")])
     with transaction(engine) as session:
         pause_run(session, run_id, "summer", T0)
     assert claim(engine, run_id) == []
@@ -171,7 +176,7 @@ def test_released_rows_keep_their_attempts(engine: Engine) -> None:
     add_subscribers(engine, 1)
     run_id = start(engine)
     c = claim(engine, run_id)
-    record(engine, [Outcome(c[0], OutcomeKind.RELEASED, "down")])
+    record(engine, [DeliveryOutcome(c[0], DeliveryOutcomeKind.RELEASED, "down")])
     again = claim(engine, run_id)
     assert again[0].attempts == 0
 
@@ -188,7 +193,7 @@ def test_finishing_marks_run_done_and_issue_sent(engine: Engine) -> None:
     c = claim(engine, run_id)
     with transaction(engine) as session:
         assert not finish_run_if_complete(session, run_id, T0)
-    record(engine, [Outcome(c[0], OutcomeKind.SENT)])
+    record(engine, [DeliveryOutcome(c[0], DeliveryOutcomeKind.SENT)])
     with transaction(engine) as session:
         assert finish_run_if_complete(session, run_id, T0 + timedelta(minutes=1))
     with transaction(engine) as session:
@@ -208,8 +213,8 @@ def test_progress_counts_rate_eta_and_last_errors(engine: Engine) -> None:
     add_subscribers(engine, 10)
     run_id = start(engine)
     c = claim(engine, run_id, limit=5)
-    sent = [Outcome(x, OutcomeKind.SENT) for x in c[:4]]
-    late = Outcome(c[4], OutcomeKind.TEMPORARY, "451 busy")
+    sent = [DeliveryOutcome(x, DeliveryOutcomeKind.SENT) for x in c[:4]]
+    late = DeliveryOutcome(c[4], DeliveryOutcomeKind.TEMPORARY, "451 busy")
     record(engine, [*sent, late], at=timedelta(seconds=2))
     with transaction(engine) as session:
         progress = run_progress(session, run_id, T0 + timedelta(seconds=4))
@@ -232,8 +237,8 @@ def test_sent_at_is_the_time_of_the_servers_reply(engine: Engine) -> None:
     record(
         engine,
         [
-            Outcome(c[0], OutcomeKind.SENT, at=first),
-            Outcome(c[1], OutcomeKind.SENT, at=second),
+            DeliveryOutcome(c[0], DeliveryOutcomeKind.SENT, at=first),
+            DeliveryOutcome(c[1], DeliveryOutcomeKind.SENT, at=second),
         ],
         at=timedelta(seconds=30),
     )

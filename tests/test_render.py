@@ -160,7 +160,7 @@ def test_digest_fits_phone_and_desktop_widths(browser: Any, cfg: Config, width: 
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     padding = page.evaluate("getComputedStyle(document.querySelector('.content')).paddingLeft")
     size = page.evaluate(
-        "parseFloat(getComputedStyle(document.querySelector('.excerpt p')).fontSize)"
+        "parseFloat(getComputedStyle(document.querySelector('.item blockquote p')).fontSize)"
     )
     assert scroll_width <= width
     assert padding == ("16px" if width == 375 else "28px")

@@ -83,7 +83,8 @@ def test_serve_process_healthz_outbox_and_catcher(
     server: subprocess.Popen[bytes], catcher_config: Config
 ) -> None:
     """A message sent with smtplib to the catcher is stored, listed at /outbox and viewable
-    as HTML (CSP sandbox) and text; SIGTERM stops the process cleanly."""
+    as HTML (CSP sandbox) and text, and logged in one line; with no editor yet, serve prints
+    the command that creates one; SIGTERM stops the process cleanly."""
     base = f"http://127.0.0.1:{catcher_config.get('web', 'port')}"
     assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
     assert "Aucun message intercepté" in httpx.get(f"{base}/outbox").text
@@ -107,6 +108,11 @@ def test_serve_process_healthz_outbox_and_catcher(
     assert "camille@example.net" in page and "<script>" not in page
     server.send_signal(signal.SIGTERM)
     assert server.wait(timeout=20) == 0
+    assert server.stdout is not None
+    output = server.stdout.read().decode(errors="replace")
+    assert "editors add you@example.org --password-stdin" in output  # the next step
+    caught = [line for line in output.splitlines() if "mail.log" in line or "caught a" in line]
+    assert len(caught) == 1 and f"/outbox/{stored.name}" in caught[0]  # one line per message
 
 
 async def test_outbox_refuses_remote_clients_bad_names_and_relay_mode(

@@ -56,6 +56,11 @@ def cli_language() -> str:
     return language if language in LANGUAGES else "en"
 
 
+def cli_gettext() -> Callable[[str], str]:
+    """The command line's ``gettext``, for rendering an error's key."""
+    return gettext(cli_language())
+
+
 def _(msgid: str, /, **values: Any) -> str:
     """``msgid`` in the command line's language, filled with ``values`` (``%(name)s``)."""
     text = gettext(cli_language())(msgid)

@@ -9,26 +9,15 @@ from pathlib import Path
 import click
 
 from newsletter import content
-from newsletter.cli.base import AppContext, WholeNumber, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, _, cli_gettext, main, pass_app
 from newsletter.clock import utc_now
-from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import InvalidInputError
 from newsletter.intake.fetcher import FetchPolicy
 from newsletter.issuefile import queue_issue_file, read_issue_file
-from newsletter.sending.message import MessageTemplate, Recipient
-from newsletter.sending.render import (
-    RECIPIENT_EMAIL_PLACEHOLDER,
-    UNSUBSCRIBE_URL_PLACEHOLDER,
-    RenderedEmail,
-    render_digest,
-)
-from newsletter.sending.smtp import send_single
-from newsletter.services import intake
-from subscribers.tokens import make_unsubscribe_token
+from newsletter.services import intake, sends
 
 # The preview's unsubscribe link is signed for no real subscriber (id 0).
-PREVIEW_SUBSCRIBER_ID = 0
 GMAIL_CLIP_BYTES = 102 * 1024
 
 
@@ -60,13 +49,22 @@ def links_add(
         now=utc_now(),
     )
     link = added.link
-    click.echo(f"Queued link {link.id} at position {link.position}: {link.title}")
+    click.echo(
+        _(
+            "Queued link %(id)s at position %(position)s: %(title)s",
+            id=link.id,
+            position=link.position,
+            title=link.title,
+        )
+    )
     if link.source:
-        click.echo(f"  source: {link.source}")
+        click.echo(_("  source: %(source)s", source=link.source))
     if added.problem is not None:
-        click.echo(f"Warning: the page could not be read ({added.problem.reason}).", err=True)
+        reason = added.problem.render(cli_gettext())
+        click.echo(_("Warning: the page could not be read (%(reason)s).", reason=reason), err=True)
     if added.duplicate is not None:
-        click.echo(f"Warning: {added.duplicate.render(str)}", err=True)
+        warning = added.duplicate.render(cli_gettext())
+        click.echo(_("Warning: %(warning)s", warning=warning), err=True)
 
 
 @links.command("list")
@@ -77,9 +75,9 @@ def links_list(app: AppContext) -> None:
         queued = content.queued_links(session)
         number = content.next_issue_number(session)
     if not queued:
-        click.echo(f"No link queued for issue #{number}.")
+        click.echo(_("No link queued for issue #%(number)s.", number=number))
         return
-    click.echo(f"Issue #{number}: {len(queued)} link(s)")
+    click.echo(_("Issue #%(number)s: %(count)s link(s)", number=number, count=len(queued)))
     for index, link in enumerate(queued, start=1):
         source = f" — {link.source}" if link.source else ""
         click.echo(f"{index:>3}. [{link.id}] {link.title}{source}")
@@ -93,7 +91,7 @@ def links_remove(app: AppContext, link_id: int) -> None:
     """Remove a queued link by its id (shown in brackets by `links list`)."""
     with transaction(app.engine()) as session:
         content.remove_link(session, link_id)
-    click.echo(f"Removed link {link_id}.")
+    click.echo(_("Removed link %(id)s.", id=link_id))
 
 
 @links.command("move")
@@ -104,7 +102,9 @@ def links_move(app: AppContext, link_id: int, position: int) -> None:
     """Move a queued link to POSITION (1 = first)."""
     with transaction(app.engine()) as session:
         content.move_link(session, link_id, position)
-    click.echo(f"Moved link {link_id} to position {max(position, 1)}.")
+    click.echo(
+        _("Moved link %(id)s to position %(position)s.", id=link_id, position=max(position, 1))
+    )
 
 
 @main.group()
@@ -131,7 +131,7 @@ def issue_intro(app: AppContext, text: str | None, file: Path | None) -> None:
             ) from None
     with transaction(app.engine()) as session:
         content.set_intro(session, text or "", utc_now())
-    click.echo("Intro saved for the next issue.")
+    click.echo(_("Intro saved for the next issue."))
 
 
 @issue.command("import")
@@ -142,21 +142,11 @@ def issue_import(app: AppContext, path: Path) -> None:
     parsed = read_issue_file(path)
     with transaction(app.engine()) as session:
         ids = queue_issue_file(session, parsed, utc_now())
-    extras = [name for name in ("subject", "intro") if getattr(parsed, name) is not None]
-    suffix = f"; set the {' and '.join(extras)}" if extras else ""
-    click.echo(f"Queued {len(ids)} link(s) from {path}{suffix}.")
-
-
-def preview_recipient(config: Config, email: str | None) -> Recipient:
-    token = make_unsubscribe_token(config.secret_key, PREVIEW_SUBSCRIBER_ID)
-    address = email or str(config.get("list", "from_address"))
-    return Recipient(email=address, name="", unsubscribe_url=f"{config.base_url}/u/{token}")
-
-
-def personalised(rendered: RenderedEmail, recipient: Recipient, fmt: str) -> str:
-    body = rendered.html if fmt == "html" else rendered.text
-    body = body.replace(UNSUBSCRIBE_URL_PLACEHOLDER, recipient.unsubscribe_url)
-    return body.replace(RECIPIENT_EMAIL_PLACEHOLDER, recipient.email)
+    click.echo(_("Queued %(count)s link(s) from %(path)s.", count=len(ids), path=str(path)))
+    if parsed.subject is not None:
+        click.echo(_("Set the subject of the next issue."))
+    if parsed.intro is not None:
+        click.echo(_("Set the intro of the next issue."))
 
 
 @issue.command("preview")
@@ -173,26 +163,40 @@ def issue_preview(app: AppContext, fmt: str, output: Path | None, to: str | None
     config, now = app.config, utc_now()
     with transaction(app.engine()) as session:
         view = content.next_issue_view(session, config, now)
+    rendered = sends.render_view(config, view)
     if not view.links:
-        click.echo(f"Note: no link is queued for issue #{view.number} yet.", err=True)
-    rendered = render_digest(config, view)
+        click.echo(
+            _("Note: no link is queued for issue #%(number)s yet.", number=view.number), err=True
+        )
     size = len(rendered.html.encode("utf-8"))
     if size >= GMAIL_CLIP_BYTES:
-        click.echo(
-            f"Warning: the HTML is {size // 1024} KB; Gmail clips messages over 102 KB "
+        warning = _(
+            "Warning: the HTML is %(size)s KB; Gmail clips messages over 102 KB "
             "(the unsubscribe footer would be hidden). Shorten excerpts or move links.",
-            err=True,
+            size=size // 1024,
         )
-    recipient = preview_recipient(config, to)
-    template = MessageTemplate.prepare(config, rendered, test=to is not None)
-    data = template.for_recipient(recipient, now)
+        click.echo(warning, err=True)
     if to is not None:
-        asyncio.run(send_single(config, str(config.get("list", "from_address")), [to], data))
-        click.echo(f"Sent the preview of issue #{view.number} to {to}.")
+        asyncio.run(sends.send_test(config, rendered, to, now))
+        click.echo(
+            _("Sent the preview of issue #%(number)s to %(email)s.", number=view.number, email=to)
+        )
         return
-    payload = data if fmt == "eml" else personalised(rendered, recipient, fmt).encode("utf-8")
+    if fmt == "eml":
+        payload = sends.preview_message(config, rendered, None, now)
+    else:
+        part = rendered.html if fmt == "html" else rendered.text
+        address = str(config.get("list", "from_address"))
+        payload = sends.fill_preview(part, config, address).encode("utf-8")
     if output is None:
         click.echo(payload, nl=False)
     else:
         output.write_bytes(payload)
-        click.echo(f"Wrote the {fmt} preview of issue #{view.number} to {output}.")
+        click.echo(
+            _(
+                "Wrote the %(format)s preview of issue #%(number)s to %(path)s.",
+                format=fmt,
+                number=view.number,
+                path=str(output),
+            )
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from newsletter.cli.base import AppContext, main, pass_app
+from newsletter.cli.base import AppContext, _, cli_gettext, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.intake.fetcher import FetchPolicy
@@ -18,11 +18,17 @@ def feeds() -> None:
 
 def _echo_poll(result: feed_service.PollResult) -> None:
     if result.error is not None:
-        click.echo(f"[{result.feed_id}] {result.url}: error: {result.error.reason}", err=True)
+        error = result.error.render(cli_gettext())
+        click.echo(
+            f"[{result.feed_id}] {result.url}: " + _("error: %(error)s", error=error), err=True
+        )
     elif result.not_modified:
-        click.echo(f"[{result.feed_id}] {result.url}: not modified")
+        click.echo(f"[{result.feed_id}] {result.url}: " + _("not modified"))
     else:
-        click.echo(f"[{result.feed_id}] {result.url}: {result.queued} link(s) queued")
+        click.echo(
+            f"[{result.feed_id}] {result.url}: "
+            + _("%(count)s link(s) queued", count=result.queued)
+        )
 
 
 @feeds.command("add")
@@ -34,7 +40,7 @@ def feeds_add(app: AppContext, url: str, no_poll: bool) -> None:
     engine, now = app.engine(), utc_now()
     with transaction(engine) as session:
         feed_id = feed_service.add_feed(session, url, now).id
-    click.echo(f"Registered feed {feed_id}: {url}")
+    click.echo(_("Registered feed %(id)s: %(url)s", id=feed_id, url=url))
     if not no_poll:
         _echo_poll(
             feed_service.poll_feed(engine, FetchPolicy.from_config(app.config), feed_id, now)
@@ -55,7 +61,7 @@ def feeds_list(app: AppContext) -> None:
             lines.append(f"[{feed.id}] {feed.title or '(untitled)'} — {feed.url}")
             lines.append(f"      last read {polled}; {state}")
     if not lines:
-        click.echo("No feed registered.")
+        click.echo(_("No feed registered."))
     for line in lines:
         click.echo(line)
 
@@ -67,7 +73,7 @@ def feeds_remove(app: AppContext, feed_id: int) -> None:
     """Forget a feed (the links it queued stay)."""
     with transaction(app.engine()) as session:
         feed_service.remove_feed(session, feed_id)
-    click.echo(f"Removed feed {feed_id}.")
+    click.echo(_("Removed feed %(id)s.", id=feed_id))
 
 
 @feeds.command("poll")
@@ -78,6 +84,6 @@ def feeds_poll(app: AppContext) -> None:
         app.engine(), FetchPolicy.from_config(app.config), utc_now()
     )
     if not results:
-        click.echo("No feed registered.")
+        click.echo(_("No feed registered."))
     for result in results:
         _echo_poll(result)

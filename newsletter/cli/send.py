@@ -156,7 +156,7 @@ def send_pause(app: AppContext, run_id: int | None, reason: str) -> None:
         progress = sends.pause_send(
             session, sends.resolve_run_id(session, run_id), reason, utc_now()
         )
-    click.echo(f"Run {progress.run_id} ({progress.key}) paused.")
+    click.echo(_("Run %(run_id)s (%(key)s) paused.", run_id=progress.run_id, key=progress.key))
 
 
 @send.command("resume")
@@ -168,7 +168,7 @@ def send_resume(app: AppContext, run_id: int | None, detach: bool) -> None:
     engine = app.engine()
     with transaction(engine) as session:
         progress = sends.resume_send(session, sends.resolve_run_id(session, run_id), utc_now())
-    click.echo(f"Run {progress.run_id} ({progress.key}) resumed.")
+    click.echo(_("Run %(run_id)s (%(key)s) resumed.", run_id=progress.run_id, key=progress.key))
     if not detach:
         drive_run(app.config, engine, progress.run_id)
 
@@ -205,7 +205,7 @@ def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> No
         sent = row.sent_at.strftime("%Y-%m-%d %H:%M:%S") if row.sent_at else "-"
         error = f"  {row.last_error}" if row.last_error else ""
         click.echo(f"{row.email:40} {row.status:8} {row.attempts:>2} {sent}{error}")
-    click.echo(f"{len(rows)} deliveries.")
+    click.echo(_("%(count)s deliveries.", count=len(rows)))
     for line in deliverability_lines(figures):
         click.echo(line)
 
@@ -218,7 +218,14 @@ def worker(app: AppContext, once: bool) -> None:
     Stops cleanly (in-flight messages recorded) on SIGTERM or Ctrl-C."""
     engine = app.engine()
     stats = asyncio.run(_work(app.config, engine, once))
-    click.echo(f"Sent {stats.sent}, retried {stats.temporary}, bounced {stats.bounced}.")
+    click.echo(
+        _(
+            "Sent %(sent)s, retried %(retried)s, bounced %(bounced)s.",
+            sent=stats.sent,
+            retried=stats.temporary,
+            bounced=stats.bounced,
+        )
+    )
 
 
 async def _work(config: Config, engine: Engine, once: bool) -> SenderStats:
@@ -242,15 +249,26 @@ def describe(progress: RunProgress) -> list[str]:
     """The lines of ``send status``."""
     counts = ", ".join(f"{status} {n}" for status, n in sorted(progress.counts.items()))
     lines = [
-        f"Run {progress.run_id} ({progress.key}) «{progress.subject}»: {progress.status}",
-        f"  {progress.finished}/{progress.total} finished — {counts or 'no recipients'}",
-        f"  rate {progress.rate:.1f} msg/s, ETA {_eta(progress.eta)}",
+        _(
+            "Run %(run_id)s (%(key)s) «%(subject)s»: %(status)s",
+            run_id=progress.run_id,
+            key=progress.key,
+            subject=progress.subject,
+            status=progress.status,
+        ),
+        _(
+            "  %(finished)s/%(total)s finished — %(counts)s",
+            finished=progress.finished,
+            total=progress.total,
+            counts=counts or _("no recipients"),
+        ),
+        _("  rate %(rate).1f msg/s, ETA %(eta)s", rate=progress.rate, eta=_eta(progress.eta)),
     ]
     if progress.pause_reason:
-        lines.append(f"  paused: {progress.pause_reason}")
+        lines.append(_("  paused: %(reason)s", reason=progress.pause_reason))
     lines += [f"  {note}" for note in stopped_notes(progress)]
     for email, error in progress.last_errors:
-        lines.append(f"  error {email}: {error}")
+        lines.append(_("  error %(email)s: %(error)s", email=email, error=error))
     return lines
 
 
@@ -259,11 +277,18 @@ def stopped_notes(progress: RunProgress) -> list[str]:
     """One line per sender that stopped holding messages of the run (local times)."""
     notes = []
     for held in progress.stopped_senders:
-        who = f"{held.count} messages held by a sender that stopped (pid {held.pid} on {held.host})"
+        who = _(
+            "%(count)s messages held by a sender that stopped (pid %(pid)s on %(host)s)",
+            count=held.count,
+            pid=held.pid,
+            host=held.host,
+        )
         if held.taken_back_at is not None:
-            notes.append(f"{who}; taken back at {held.taken_back_at.astimezone():%H:%M:%S}")
+            at = f"{held.taken_back_at.astimezone():%H:%M:%S}"
+            notes.append(_("%(who)s; taken back at %(at)s", who=who, at=at))
         elif held.due_at is not None:
-            notes.append(f"{who}; to be taken back at {held.due_at.astimezone():%H:%M:%S}")
+            at = f"{held.due_at.astimezone():%H:%M:%S}"
+            notes.append(_("%(who)s; to be taken back at %(at)s", who=who, at=at))
     return notes
 
 

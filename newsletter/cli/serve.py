@@ -19,8 +19,10 @@ from sqlalchemy import Engine
 
 from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
 from newsletter.config import Config, trusted_proxies
+from newsletter.db import transaction
+from newsletter.editors import list_editors
 from newsletter.errors import ConfigError
-from newsletter.sending.catcher import catcher_service
+from newsletter.sending import catcher_service
 
 # A service is ``factory(config, engine)`` returning an async context manager: it starts on
 # enter and stops on exit. What it yields is put on ``app.state`` under ``name``.
@@ -29,7 +31,7 @@ ServiceFactory = Callable[[Config, Engine], AbstractAsyncContextManager[Any]]
 
 @contextlib.asynccontextmanager
 async def _delivery(config: Config, engine: Engine) -> AsyncIterator[Any]:
-    from newsletter.sending.service import delivery_service
+    from newsletter.sending import delivery_service
 
     async with delivery_service(config, engine) as task:
         yield task
@@ -156,4 +158,27 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
                 url=outbox,
             )
         )
+    _print_next_step(engine, host, port)
     asyncio.run(run_server(config, engine, host, port))
+
+
+# The README's command: the password is read without echo and never lands in shell history.
+CREATE_EDITOR = (
+    "read -rs pw && printf '%s\\n' \"$pw\" | "
+    ".venv/bin/newsletter editors add you@example.org --password-stdin"
+)
+
+
+def _print_next_step(engine: Engine, host: str, port: int) -> None:
+    """While no editor account exists, say how to create one (the README's command)."""
+    with transaction(engine) as session:
+        if list_editors(session):
+            return
+    click.echo(
+        _(
+            "Next step: create your editor account. In another terminal, run this, type a "
+            "password (10 characters or more) and press Enter; then sign in at %(url)s",
+            url=f"http://{host}:{port}/admin",
+        )
+    )
+    click.echo(f"  {CREATE_EDITOR}")

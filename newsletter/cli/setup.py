@@ -39,6 +39,15 @@ def init(app: AppContext, force: bool, no_examples: bool) -> None:
             url=config.database_url,
         )
     )
+    if not str(config.get("list", "postal_address")).strip():
+        click.echo(
+            _(
+                "Warning: [list] postal_address is empty. The law (CAN-SPAM) asks for a postal "
+                "address in every newsletter: set it in %(path)s before the first send.",
+                path=str(path),
+            ),
+            err=True,
+        )
     if not no_examples:
         from newsletter.examples import queue_example_content
 

@@ -25,13 +25,13 @@ from newsletter.inbound.policy import (
 )
 from newsletter.models import Delivery, DeliveryStatus, RunStatus, SendRun
 from newsletter.returnpath import DeliveryRef
-from newsletter.sending.runs import pause_if_running
+from newsletter.sending import pause_if_running
 from subscribers.models import ConsentKind, Subscriber, SubscriberStatus
 from subscribers.store import ConsentContext, deactivate, record_consent
 
 
 @dataclass(frozen=True)
-class Outcome:
+class InboundOutcome:
     """What acting on one message did."""
 
     kind: InboundKind
@@ -62,19 +62,19 @@ def act(
     row: InboundMessage,
     source: str,
     now: datetime,
-) -> Outcome:
+) -> InboundOutcome:
     """Apply ``found`` (already stored as ``row``, flushed) and return what was done. A
     reference to a delivery that does not exist turns the message into an unclassified one."""
     if found.kind in (InboundKind.UNCLASSIFIED, InboundKind.AUTO_REPLY) or found.ref is None:
         action = (
             InboundAction.IGNORED if found.kind is InboundKind.AUTO_REPLY else InboundAction.NONE
         )
-        return Outcome(found.kind, action, found.note)
+        return InboundOutcome(found.kind, action, found.note)
     delivery = _delivery(session, found.ref)
     subscriber = session.get(Subscriber, found.ref.subscriber_id)
     if delivery is None or subscriber is None:
         note = f"{found.kind.value} for an unknown delivery (send {found.ref.run_id}): not acted on"
-        return Outcome(InboundKind.UNCLASSIFIED, InboundAction.NONE, note)
+        return InboundOutcome(InboundKind.UNCLASSIFIED, InboundAction.NONE, note)
     # Tied to the delivery only now that it is known to exist (foreign keys).
     row.run_id, row.subscriber_id = found.ref.run_id, found.ref.subscriber_id
     context = ConsentContext(source=f"inbound:{source}", detail=_detail(found, row.id))
@@ -87,11 +87,11 @@ def act(
     else:
         changed = deactivate(session, config.secret_key, subscriber, now, context)
         action = InboundAction.UNSUBSCRIBED if changed else InboundAction.ALREADY
-        outcome = Outcome(found.kind, action, "mailto unsubscribe")
+        outcome = InboundOutcome(found.kind, action, "mailto unsubscribe")
     if outcome.action in (InboundAction.BOUNCED, InboundAction.COMPLAINED):
         reason = _check_rates(session, config, found.ref.run_id)
         if reason:
-            return Outcome(outcome.kind, outcome.action, f"{outcome.detail}; {reason}", True)
+            return InboundOutcome(outcome.kind, outcome.action, f"{outcome.detail}; {reason}", True)
     return outcome
 
 
@@ -119,7 +119,7 @@ def _hard_bounce(
     found: Classification,
     context: ConsentContext,
     now: datetime,
-) -> Outcome:
+) -> InboundOutcome:
     reason = " ".join(p for p in (found.status_code, found.reason) if p) or "hard bounce"
     if delivery.status == DeliveryStatus.SENDING:
         # A fast relay's DSN can overtake the sender's record of the 250: acting now, the
@@ -137,7 +137,7 @@ def _hard_bounce(
         record_consent(session, config.secret_key, subscriber, ConsentKind.BOUNCED, now, context)
         changed = True
     action = InboundAction.BOUNCED if changed else InboundAction.ALREADY
-    return Outcome(InboundKind.HARD_BOUNCE, action, reason[:500])
+    return InboundOutcome(InboundKind.HARD_BOUNCE, action, reason[:500])
 
 
 def _soft_bounce(
@@ -146,7 +146,7 @@ def _soft_bounce(
     subscriber: Subscriber,
     context: ConsentContext,
     now: datetime,
-) -> Outcome:
+) -> InboundOutcome:
     policy = soft_bounce_policy(config)
     # One soft bounce per send counts: a relay's repeated "still delayed" DSNs are one.
     per_run = session.execute(
@@ -163,12 +163,12 @@ def _soft_bounce(
     if subscriber.status != SubscriberStatus.ACTIVE or not soft_bounce_limit_reached(
         times, now, policy
     ):
-        return Outcome(InboundKind.SOFT_BOUNCE, InboundAction.SOFT_COUNTED, detail)
+        return InboundOutcome(InboundKind.SOFT_BOUNCE, InboundAction.SOFT_COUNTED, detail)
     subscriber.status = SubscriberStatus.BOUNCED
     subscriber.bounced_at = now
     limit_context = ConsentContext(source=context.source, detail=f"{detail}; {context.detail}")
     record_consent(session, config.secret_key, subscriber, ConsentKind.BOUNCED, now, limit_context)
-    return Outcome(InboundKind.SOFT_BOUNCE, InboundAction.SOFT_LIMIT, detail)
+    return InboundOutcome(InboundKind.SOFT_BOUNCE, InboundAction.SOFT_LIMIT, detail)
 
 
 def _complaint(
@@ -177,7 +177,7 @@ def _complaint(
     subscriber: Subscriber,
     context: ConsentContext,
     now: datetime,
-) -> Outcome:
+) -> InboundOutcome:
     already = session.scalar(
         select(func.count()).where(
             InboundMessage.subscriber_id == subscriber.id,
@@ -186,13 +186,17 @@ def _complaint(
         )
     )
     if already:
-        return Outcome(InboundKind.COMPLAINT, InboundAction.ALREADY, "complaint already recorded")
+        return InboundOutcome(
+            InboundKind.COMPLAINT, InboundAction.ALREADY, "complaint already recorded"
+        )
     # A complaint unsubscribes at once; an import never re-adds an unsubscribed address.
     if subscriber.status != SubscriberStatus.UNSUBSCRIBED:
         subscriber.status = SubscriberStatus.UNSUBSCRIBED
         subscriber.unsubscribed_at = now
     record_consent(session, config.secret_key, subscriber, ConsentKind.COMPLAINED, now, context)
-    return Outcome(InboundKind.COMPLAINT, InboundAction.COMPLAINED, "complaint: unsubscribed")
+    return InboundOutcome(
+        InboundKind.COMPLAINT, InboundAction.COMPLAINED, "complaint: unsubscribed"
+    )
 
 
 def _check_rates(session: Session, config: Config, run_id: int) -> str | None:

@@ -19,7 +19,7 @@ import lxml.html
 from lxml import etree
 
 from newsletter.errors import FetchError
-from newsletter.intake.urls import readable_domain
+from newsletter.urls import readable_domain
 
 MAX_ENTRIES = 200
 EXCERPT_LIMIT = 600

@@ -23,7 +23,7 @@ import lxml.html
 import trafilatura
 from lxml import etree
 
-from newsletter.intake.urls import readable_domain
+from newsletter.urls import readable_domain
 
 MAX_TITLE = 500
 MAX_SOURCE = 200

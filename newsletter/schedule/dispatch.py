@@ -39,7 +39,7 @@ from newsletter.schedule.policy import (
     format_local,
     weekly_schedule,
 )
-from newsletter.sending.publish import publish_next_issue
+from newsletter.sending import publish_next_issue
 from subscribers.models import SubscriberStatus
 from subscribers.store import count_by_status
 

@@ -177,6 +177,14 @@ def next_slot(schedule: WeeklySchedule, now: datetime) -> datetime:
     return slot_on(schedule, day + WEEK)
 
 
+def nearest_slot(schedule: WeeklySchedule, at: datetime) -> datetime:
+    """The regular slot nearest to ``at`` (the earlier one on a tie): the slot an issue
+    assembled at ``at`` belongs to, whether it went out at the slot, late or early."""
+    before = latest_slot(schedule, at)
+    after = next_slot(schedule, at)
+    return before if at - before <= after - at else after
+
+
 def following_slot(schedule: WeeklySchedule, slot_at: datetime) -> datetime:
     """The regular slot one local week after the regular slot ``slot_at``."""
     return slot_on(schedule, local_date(slot_at, schedule.zone) + WEEK)

@@ -9,7 +9,13 @@ ledger), ``sender`` (asyncio workers over pooled SMTP connections), ``smtp``, ``
 mail catcher).
 """
 
-from newsletter.sending.catcher import catcher_service
+from newsletter.sending.catcher import (
+    CaughtMessage,
+    catcher_dir,
+    catcher_service,
+    list_caught,
+    read_caught,
+)
 from newsletter.sending.message import Recipient
 from newsletter.sending.publish import PublishedIssue, issue_run_key, publish_next_issue
 from newsletter.sending.render import (
@@ -19,7 +25,7 @@ from newsletter.sending.render import (
     render_digest,
     render_email,
 )
-from newsletter.sending.runs import start_send_run
+from newsletter.sending.runs import pause_if_running, start_send_run
 from newsletter.sending.service import (
     RunProgress,
     SenderStats,
@@ -31,24 +37,30 @@ from newsletter.sending.service import (
     run_progress,
     run_sender,
 )
-from newsletter.sending.transactional import TransactionalMailer, send_rendered
+from newsletter.sending.transactional import TransactionalMailer, build_message, send_rendered
 
 __all__ = [
     "RECIPIENT_EMAIL_PLACEHOLDER",
     "UNSUBSCRIBE_URL_PLACEHOLDER",
+    "CaughtMessage",
     "PublishedIssue",
     "Recipient",
     "RenderedEmail",
     "RunProgress",
     "SenderStats",
     "TransactionalMailer",
+    "build_message",
+    "catcher_dir",
     "catcher_service",
     "delivery_service",
     "get_run",
     "issue_run_key",
     "latest_run",
+    "list_caught",
+    "pause_if_running",
     "pause_run",
     "publish_next_issue",
+    "read_caught",
     "render_digest",
     "render_email",
     "resume_run",

@@ -7,7 +7,7 @@ A row goes ``pending`` -> ``sending`` (claimed) -> ``sent`` | ``retry`` | ``fail
 ``bounced`` | ``skipped``. Every function here is synchronous and takes a ``Session``; the async
 sender calls them through a thread (design decision 8). A sender that dies leaves its rows
 ``sending``: a claim on the same host whose process is gone is taken back by the next claim at
-once, any other when its lease (about 30 s, renewed by a live sender) has run out. Outcomes are
+once, any other when its lease (20 s, renewed by a live sender) has run out. Outcomes are
 written only where the claim token still matches, so an owner that lost its claim (paused
 process, slow relay) changes nothing.
 """
@@ -190,6 +190,15 @@ class SubscriptionCheck:
             rows = await cursor.fetchall()
         else:
             rows = await asyncio.to_thread(self._through_sqlalchemy, params)
+        return {int(row[0]) for row in rows}
+
+    def at_once(self, subscriber_ids: Sequence[int]) -> set[int] | None:
+        """The answer without waiting where the backend allows it (SQLite, once its connection
+        is open), else None."""
+        if self._sqlite is None:
+            return None
+        params = (SubscriberStatus.ACTIVE.value, *subscriber_ids)
+        rows = self._sqlite.execute(_active_query("?", len(subscriber_ids)), params)
         return {int(row[0]) for row in rows}
 
     def _open_sqlite(self) -> Any:

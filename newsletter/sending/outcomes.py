@@ -25,7 +25,7 @@ from subscribers.store import ConsentContext, record_consent
 MAX_BACKOFF = timedelta(hours=1)
 
 
-class OutcomeKind(StrEnum):
+class DeliveryOutcomeKind(StrEnum):
     SENT = "sent"  # the server answered 250
     TEMPORARY = "temporary"  # 4xx, timeout or dropped connection: retry with backoff
     PERMANENT = "permanent"  # 5xx for this recipient: a hard bounce
@@ -35,11 +35,11 @@ class OutcomeKind(StrEnum):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DeliveryOutcome:
     """What happened to one claimed delivery."""
 
     claim: Claim
-    kind: OutcomeKind
+    kind: DeliveryOutcomeKind
     error: str = ""
     at: datetime | None = None  # when it happened (sent: the server's 250); default: now
 
@@ -69,27 +69,29 @@ class RetryPolicy:
 
 
 def record_outcomes(
-    session: Session, outcomes: Iterable[Outcome], *, now: datetime, policy: RetryPolicy
+    session: Session, outcomes: Iterable[DeliveryOutcome], *, now: datetime, policy: RetryPolicy
 ) -> None:
     """Write what happened to claimed deliveries, in the caller's (one) transaction, where
     each outcome's claim still holds its row (see the module's docstring).
 
     A temporary failure becomes ``retry`` until ``policy.max_attempts`` then ``failed`` (a
     soft bounce); a permanent one becomes ``bounced`` and marks the subscriber bounced."""
-    by_kind: dict[OutcomeKind, list[Outcome]] = {kind: [] for kind in OutcomeKind}
+    by_kind: dict[DeliveryOutcomeKind, list[DeliveryOutcome]] = {
+        kind: [] for kind in DeliveryOutcomeKind
+    }
     for outcome in outcomes:
         by_kind[outcome.kind].append(outcome)
-    _record_sent(session, by_kind[OutcomeKind.SENT], now)
-    _record_temporary(session, by_kind[OutcomeKind.TEMPORARY], now, policy)
-    _record_bounced(session, by_kind[OutcomeKind.PERMANENT], now, policy)
-    _release(session, by_kind[OutcomeKind.RELEASED], now)
-    for outcome in by_kind[OutcomeKind.FAILED]:
+    _record_sent(session, by_kind[DeliveryOutcomeKind.SENT], now)
+    _record_temporary(session, by_kind[DeliveryOutcomeKind.TEMPORARY], now, policy)
+    _record_bounced(session, by_kind[DeliveryOutcomeKind.PERMANENT], now, policy)
+    _release(session, by_kind[DeliveryOutcomeKind.RELEASED], now)
+    for outcome in by_kind[DeliveryOutcomeKind.FAILED]:
         _close(session, outcome, DeliveryStatus.FAILED, now, outcome.error)
-    for outcome in by_kind[OutcomeKind.SKIPPED]:
+    for outcome in by_kind[DeliveryOutcomeKind.SKIPPED]:
         _close(session, outcome, DeliveryStatus.SKIPPED, now, NOT_SUBSCRIBED)
 
 
-def _held(outcome: Outcome) -> ColumnElement[bool]:
+def _held(outcome: DeliveryOutcome) -> ColumnElement[bool]:
     """The row of ``outcome`` while its claim still holds it."""
     return and_(
         Delivery.id == outcome.delivery_id,
@@ -102,7 +104,9 @@ def _changed(result: object) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-def _close(session: Session, outcome: Outcome, status: str, now: datetime, error: str) -> None:
+def _close(
+    session: Session, outcome: DeliveryOutcome, status: str, now: datetime, error: str
+) -> None:
     session.execute(
         update(Delivery)
         .where(_held(outcome))
@@ -110,7 +114,7 @@ def _close(session: Session, outcome: Outcome, status: str, now: datetime, error
     )
 
 
-def _record_sent(session: Session, sent: list[Outcome], now: datetime) -> None:
+def _record_sent(session: Session, sent: list[DeliveryOutcome], now: datetime) -> None:
     if not sent:
         return
     # One statement, executed for every row with its own time of the server's 250.
@@ -144,7 +148,7 @@ def _record_sent(session: Session, sent: list[Outcome], now: datetime) -> None:
 
 
 def _record_temporary(
-    session: Session, failures: list[Outcome], now: datetime, policy: RetryPolicy
+    session: Session, failures: list[DeliveryOutcome], now: datetime, policy: RetryPolicy
 ) -> None:
     exhausted: list[int] = []
     for outcome in failures:
@@ -208,7 +212,7 @@ def _mark_bounced(
 
 
 def _record_bounced(
-    session: Session, bounces: list[Outcome], now: datetime, policy: RetryPolicy
+    session: Session, bounces: list[DeliveryOutcome], now: datetime, policy: RetryPolicy
 ) -> None:
     for outcome in bounces:
         result = session.execute(
@@ -228,7 +232,7 @@ def _record_bounced(
             _mark_bounced(session, [outcome.subscriber_id], now, policy.secret, detail)
 
 
-def _release(session: Session, released: list[Outcome], now: datetime) -> None:
+def _release(session: Session, released: list[DeliveryOutcome], now: datetime) -> None:
     # Not attempted: due again at once, without spending an attempt (a relay outage must not
     # use up anybody's attempts while the circuit breaker pauses the run).
     for outcome in released:

@@ -76,7 +76,11 @@ class OutcomeRecorder(Generic[Item]):
             if not closing and self.interval > 0:
                 # Let the group fill for a moment, unless waiting tasks already fill it.
                 async with self._changed:
-                    full = lambda: len(self._pending) >= self.limit or self._closed  # noqa: E731
+                    # Half the limit: the next group fills while this one commits, so
+                    # workers wait only when commits fall behind.
+                    full = lambda: (  # noqa: E731
+                        len(self._pending) >= max(self.limit // 2, 1) or self._closed
+                    )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._changed.wait_for(full), self.interval)
             async with self._changed:
@@ -96,13 +100,24 @@ class SubscriptionGate:
     """Answers "still subscribed?" for many tasks with one ``query`` for every question
     waiting at that moment."""
 
-    def __init__(self, query: Callable[[Sequence[int]], Awaitable[set[int]]]) -> None:
+    def __init__(
+        self,
+        query: Callable[[Sequence[int]], Awaitable[set[int]]],
+        at_once: Callable[[Sequence[int]], set[int] | None] | None = None,
+    ) -> None:
         self._query = query
+        # A synchronous answer when the backend can give one without waiting (None: ask
+        # ``query``), which spares a task and a future per message.
+        self._at_once = at_once
         self._waiting: dict[int, list[asyncio.Future[bool]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.queries = 0
 
     async def still_subscribed(self, subscriber_id: int) -> bool:
+        if self._at_once is not None:
+            active = self._at_once([subscriber_id])
+            if active is not None:
+                return subscriber_id in active
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(subscriber_id, []).append(future)
         if self._task is None or self._task.done():

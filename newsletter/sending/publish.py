@@ -38,7 +38,7 @@ def publish_next_issue(
     All in the caller's transaction, so a failure stores nothing. Raises
     ``InvalidInputError`` when no link is queued."""
     issue = assemble_issue(session, config, now, intro)
-    view = issue_view(session, issue, config.timezone)
+    view = issue_view(session, issue, config=config)
     if config.get("tracking", "clicks"):
         # Readers' clicks go through counted, signed redirects (newsletter.intake.clicks).
         ids = [link.id for link in issue_links(session, issue)]

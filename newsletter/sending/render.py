@@ -9,10 +9,12 @@ substitutes each recipient's values into the rendered parts before encoding them
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from premailer import Premailer
@@ -20,7 +22,7 @@ from premailer import Premailer
 from newsletter.config import Config
 from newsletter.content import IssueView
 from newsletter.errors import NewsletterError
-from newsletter.i18n import format_date
+from newsletter.i18n import N_, format_date, gettext
 from newsletter.resources import EMAIL_TEMPLATES_DIR
 from newsletter.templating import make_environment, paragraphs
 
@@ -41,10 +43,35 @@ class RenderedEmail:
     text: str
 
 
+TEXT_WIDTH = 72
+IN_THIS_ISSUE = N_("In this issue: %(titles)s")
+
+
+def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
+    """``text`` wrapped at ``width`` columns for the plain-text part, lines after the first
+    starting with ``indent`` (the first with ``first``, ``indent`` by default). Lines break
+    only at spaces, never inside a word or at a hyphen, so a URL stays whole (alone on its
+    line when it is longer than ``width``)."""
+    return textwrap.fill(
+        " ".join(text.split()),
+        width=width,
+        initial_indent=indent if first is None else first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def domain(url: str) -> str:
+    """The host a link points to, without ``www.``: ``lemonde.fr``."""
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.")
+
+
 @cache
 def environment(language: str) -> jinja2.Environment:
     """The email environment for ``language`` (autoescape on for ``.html``)."""
-    return make_environment(
+    env = make_environment(
         TEMPLATES_DIR,
         language,
         autoescape=jinja2.select_autoescape(["html"]),
@@ -52,6 +79,8 @@ def environment(language: str) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
     )
+    env.filters.update(wrap=wrap, domain=domain)
+    return env
 
 
 def inline_css(html: str) -> str:
@@ -75,6 +104,10 @@ def _common_context(config: Config) -> dict[str, Any]:
         "list_name": str(config.get("list", "name")),
         "postal_address": str(config.get("list", "postal_address")),
         "base_url": config.base_url,
+        "logo_url": str(config.get("list", "logo_url")),
+        "accent_color": str(config.get("list", "accent_color")),
+        "subscribe_url": f"{config.base_url}/",
+        "archive_index_url": f"{config.base_url}/archive",
         "unsubscribe_url": UNSUBSCRIBE_URL_PLACEHOLDER,
         "recipient_email": RECIPIENT_EMAIL_PLACEHOLDER,
     }
@@ -111,11 +144,18 @@ def digest_context(config: Config, view: IssueView) -> dict[str, Any]:
         "number": view.number,
         "date_text": format_date(view.date, language, weekday=True),
         "intro_paragraphs": intro,
-        "preheader": (intro[0] if intro else ", ".join(link.title for link in view.links))[:150],
+        "preheader": _summary(language, [link.title for link in view.links]),
         "links": view.links,
         "archive_url": f"{config.base_url}/archive/{view.number}",
         "clicks_counted": bool(config.get("tracking", "clicks")),
     }
+
+
+def _summary(language: str, titles: list[str], shown: int = 3) -> str:
+    """The visible line at the top of a digest, which mail apps show as its preview: "In this
+    issue: A, B, C…". A plain line, not hidden text (hidden text scores as spam)."""
+    listed = ", ".join(titles[:shown]) + ("…" if len(titles) > shown else "")
+    return gettext(language)(IN_THIS_ISSUE) % {"titles": listed}
 
 
 def render_digest(config: Config, view: IssueView) -> RenderedEmail:

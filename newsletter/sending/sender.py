@@ -38,7 +38,12 @@ from newsletter.sending.ledger import (
     claim_batch,
     renew_leases,
 )
-from newsletter.sending.outcomes import Outcome, OutcomeKind, RetryPolicy, record_outcomes
+from newsletter.sending.outcomes import (
+    DeliveryOutcome,
+    DeliveryOutcomeKind,
+    RetryPolicy,
+    record_outcomes,
+)
 from newsletter.sending.pipeline import OutcomeRecorder, SubscriptionGate
 from newsletter.sending.runs import (
     finish_run_if_complete,
@@ -50,7 +55,7 @@ from newsletter.sending.runs import (
 from newsletter.sending.smtp import (
     ConnectionFailure,
     PermanentFailure,
-    RateLimiter,
+    SendPacer,
     SMTPPool,
     TemporaryFailure,
     relay_settings,
@@ -85,7 +90,7 @@ class SenderOptions:
     workers: int | None = None
     # Claims are held this long without news from their owner; the heartbeat renews them
     # every third of it.
-    lease: timedelta = timedelta(seconds=30)
+    lease: timedelta = timedelta(seconds=20)
     poll_interval: float = 1.0
     breaker_window: int = 20
     breaker_ratio: float = 0.9
@@ -108,16 +113,16 @@ class SenderStats:
     failed: int = 0
     paused_runs: list[int] = field(default_factory=list)
 
-    def add(self, outcome: Outcome) -> None:
-        if outcome.kind == OutcomeKind.SENT:
+    def add(self, outcome: DeliveryOutcome) -> None:
+        if outcome.kind == DeliveryOutcomeKind.SENT:
             self.sent += 1
-        elif outcome.kind == OutcomeKind.TEMPORARY:
+        elif outcome.kind == DeliveryOutcomeKind.TEMPORARY:
             self.temporary += 1
-        elif outcome.kind == OutcomeKind.PERMANENT:
+        elif outcome.kind == DeliveryOutcomeKind.PERMANENT:
             self.bounced += 1
-        elif outcome.kind == OutcomeKind.RELEASED:
+        elif outcome.kind == DeliveryOutcomeKind.RELEASED:
             self.released += 1
-        elif outcome.kind == OutcomeKind.FAILED:
+        elif outcome.kind == DeliveryOutcomeKind.FAILED:
             self.failed += 1
 
 
@@ -166,7 +171,7 @@ class Sender:
         self.only_runs = set(run_ids) if run_ids is not None else None
         self.workers = options.workers or int(config.get("smtp", "max_connections")) or 1
         self.pool = SMTPPool(relay_settings(config), self.workers)
-        self.limiter = RateLimiter(float(config.get("smtp", "rate")))
+        self.limiter = SendPacer(float(config.get("smtp", "rate")))
         self.breaker = CircuitBreaker(options.breaker_window, options.breaker_ratio)
         self.policy = RetryPolicy(
             max_attempts=max(int(config.get("smtp", "max_attempts")), 1),
@@ -180,11 +185,11 @@ class Sender:
         # Claim tokens whose leases the heartbeat renews: None while the batch is being sent,
         # then when it ended (its last outcomes may still wait for the group commit).
         self.held: dict[str, float | None] = {}
-        self.recorder: OutcomeRecorder[tuple[int, Outcome]] = OutcomeRecorder(
+        self.recorder: OutcomeRecorder[tuple[int, DeliveryOutcome]] = OutcomeRecorder(
             self._record, interval=options.commit_interval, limit=options.commit_limit
         )
         self.check = SubscriptionCheck(engine)
-        self.gate = SubscriptionGate(self.check)
+        self.gate = SubscriptionGate(self.check, self.check.at_once)
         self.stats = SenderStats()
 
     # --- database side (always in a thread) ---------------------------------------------
@@ -218,7 +223,7 @@ class Sender:
                 finish_run_if_complete(session, run_id, now)
         return None
 
-    def _record(self, group: list[tuple[int, Outcome]]) -> None:
+    def _record(self, group: list[tuple[int, DeliveryOutcome]]) -> None:
         """One group commit: the outcomes of every worker, and a pause for each run whose
         breaker tripped."""
         now = self.now_fn()
@@ -236,7 +241,7 @@ class Sender:
 
     def _give_back(self, run_id: int, claims: list[Claim], reason: str) -> None:
         """Release ``claims`` unattempted and pause the run with ``reason``."""
-        released = [Outcome(c, OutcomeKind.RELEASED) for c in claims]
+        released = [DeliveryOutcome(c, DeliveryOutcomeKind.RELEASED) for c in claims]
         with transaction(self.engine) as session:
             record_outcomes(session, released, now=self.now_fn(), policy=self.policy)
             if pause_if_running(session, run_id, reason):
@@ -269,21 +274,23 @@ class Sender:
         build = self.builders[run_id]
         for claim in claims:
             if self.breaker.tripped(run_id):
-                outcome = Outcome(claim, OutcomeKind.RELEASED)
+                outcome = DeliveryOutcome(claim, DeliveryOutcomeKind.RELEASED)
             else:
                 await self.limiter.acquire()
                 outcome = await self._send_one(run_id, claim, build)
                 self.stats.add(outcome)
             await self.recorder.add((run_id, outcome))
 
-    async def _send_one(self, run_id: int, claim: Claim, build: BuildFn) -> Outcome:
+    async def _send_one(self, run_id: int, claim: Claim, build: BuildFn) -> DeliveryOutcome:
         try:
             data = build(claim, self.now_fn())
         except NewsletterError as exc:
             # This recipient's values cannot make a message (e.g. a line break in the name):
             # record it on their row; the breaker pauses the run if it happens to everyone.
             self.breaker.record(run_id, False, exc.message)
-            return Outcome(claim, OutcomeKind.FAILED, f"message not built: {exc.message}")
+            return DeliveryOutcome(
+                claim, DeliveryOutcomeKind.FAILED, f"message not built: {exc.message}"
+            )
 
         async def still_subscribed() -> bool:
             return await self.gate.still_subscribed(claim.subscriber_id)
@@ -295,18 +302,18 @@ class Sender:
             sent = await self.pool.send(envelope, claim.email, data, still_subscribed)
         except ConnectionFailure as exc:
             self.breaker.record(run_id, False, exc.message)
-            return Outcome(claim, OutcomeKind.RELEASED, exc.message)
+            return DeliveryOutcome(claim, DeliveryOutcomeKind.RELEASED, exc.message)
         except TemporaryFailure as exc:
             self.breaker.record(run_id, False, exc.message)
-            return Outcome(claim, OutcomeKind.TEMPORARY, exc.message)
+            return DeliveryOutcome(claim, DeliveryOutcomeKind.TEMPORARY, exc.message)
         except PermanentFailure as exc:
             # A bounce: about this address, not the relay (see ``sending.breaker``).
             self.breaker.record_bounce(run_id, exc.message)
-            return Outcome(claim, OutcomeKind.PERMANENT, exc.message)
+            return DeliveryOutcome(claim, DeliveryOutcomeKind.PERMANENT, exc.message)
         if not sent:
-            return Outcome(claim, OutcomeKind.SKIPPED)
+            return DeliveryOutcome(claim, DeliveryOutcomeKind.SKIPPED)
         self.breaker.record(run_id, True)
-        return Outcome(claim, OutcomeKind.SENT, at=self.now_fn())
+        return DeliveryOutcome(claim, DeliveryOutcomeKind.SENT, at=self.now_fn())
 
     async def _worker(self, stop: asyncio.Event, stop_when_idle: bool) -> None:
         while not stop.is_set():

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Config
 from newsletter.models import ClaimRecovery, Delivery, DeliveryStatus, SendRun
 from newsletter.sending.ledger import Claim, Owner, pid_running
-from newsletter.sending.outcomes import Outcome, OutcomeKind, RetryPolicy
+from newsletter.sending.outcomes import DeliveryOutcome, DeliveryOutcomeKind, RetryPolicy
 from newsletter.sending.runs import (
     OPEN_STATUSES,
     get_run,
@@ -47,9 +47,9 @@ from newsletter.sending.sender import (
 
 __all__ = [
     "Claim",
+    "DeliveryOutcome",
+    "DeliveryOutcomeKind",
     "MessageFactory",
-    "Outcome",
-    "OutcomeKind",
     "RetryPolicy",
     "RunMessage",
     "RunProgress",

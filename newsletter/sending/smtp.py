@@ -275,7 +275,7 @@ class SMTPPool:
             client.close()
 
 
-class RateLimiter:
+class SendPacer:
     """At most ``rate`` acquisitions per second across every task of one event loop (0: no
     limit). Acquisitions are spaced evenly rather than allowed in bursts, which is what
     relays with a per-second quota expect."""

@@ -25,6 +25,21 @@ def issue_body(html: str) -> str:
     return found.group(1) if found else html
 
 
+def build_message(
+    config: Config,
+    rendered: RenderedEmail,
+    recipient: Recipient,
+    now: datetime,
+    *,
+    test: bool = False,
+    list_mail: bool = True,
+) -> bytes:
+    """The MIME bytes of ``rendered`` for ``recipient``, as ``send_rendered`` sends them.
+    Raises ``HeaderInjectionError``/``InvalidInputError`` for a bad header value."""
+    template = MessageTemplate.prepare(config, rendered, test=test, list_mail=list_mail)
+    return template.for_recipient(recipient, now)
+
+
 async def send_rendered(
     config: Config,
     rendered: RenderedEmail,
@@ -37,8 +52,7 @@ async def send_rendered(
     """Send ``rendered`` to one ``recipient`` on its own SMTP connection; ``test`` marks the
     subject as a preview. Raises ``TemporaryFailure``/``PermanentFailure`` (``DeliveryError``)
     when the relay refuses it or cannot be reached."""
-    template = MessageTemplate.prepare(config, rendered, test=test, list_mail=list_mail)
-    data = template.for_recipient(recipient, now)
+    data = build_message(config, rendered, recipient, now, test=test, list_mail=list_mail)
     sender = str(config.get("list", "from_address"))
     await send_single(config, sender, [recipient.email], data)
 

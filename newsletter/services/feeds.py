@@ -25,9 +25,9 @@ from newsletter.db import transaction
 from newsletter.errors import ConflictError, FetchError, InvalidInputError, NotFoundError
 from newsletter.intake.feeds import FeedEntry, ParsedFeed, parse_feed
 from newsletter.intake.fetcher import FetchPolicy, fetch
-from newsletter.intake.urls import canonical_url
 from newsletter.models import Feed, FeedItem
 from newsletter.services.intake import find_duplicate
+from newsletter.urls import canonical_url
 
 FIRST_POLL_DAYS = 7
 

@@ -22,8 +22,8 @@ from newsletter.db import transaction
 from newsletter.errors import FetchError, Gettext
 from newsletter.intake.fetcher import FetchPolicy, decode_html, fetch
 from newsletter.intake.metadata import extract_meta
-from newsletter.intake.urls import canonical_url, readable_domain
 from newsletter.models import Issue, Link
+from newsletter.urls import canonical_url, readable_domain
 
 
 @dataclass(frozen=True)

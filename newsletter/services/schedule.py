@@ -39,8 +39,7 @@ from newsletter.schedule.policy import (
     to_utc,
     upcoming_slots,
 )
-from newsletter.sending.render import render_email
-from newsletter.sending.runs import start_send_run
+from newsletter.sending import render_email, start_send_run
 
 
 def active_pause(session: Session, config: Config, now: datetime) -> Pause | None:

@@ -32,6 +32,7 @@ from newsletter.sending import (
     Recipient,
     RenderedEmail,
     RunProgress,
+    build_message,
     get_run,
     issue_run_key,
     latest_run,
@@ -44,6 +45,7 @@ from newsletter.sending import (
 )
 from subscribers.models import SubscriberStatus
 from subscribers.store import count_by_status
+from subscribers.tokens import make_unsubscribe_token
 
 RECENT_SENDS = 50
 RECENT_START = timedelta(minutes=10)
@@ -179,6 +181,11 @@ def _recent_digest_run(session: Session, now: datetime) -> tuple[SendRun, int] |
 # --- previews and tests ----------------------------------------------------------------------
 
 
+def render_view(config: Config, view: content.IssueView) -> RenderedEmail:
+    """The issue ``view`` rendered once, placeholders still in."""
+    return render_digest(config, view)
+
+
 def render_next_issue(
     session: Session, config: Config, now: datetime, intro: str | None = None
 ) -> RenderedEmail:
@@ -187,9 +194,15 @@ def render_next_issue(
     return render_digest(config, content.next_issue_view(session, config, now, intro))
 
 
+# Previews and tests carry a real signed unsubscribe link, for a subscriber id that no row has.
+PREVIEW_SUBSCRIBER_ID = 0
+
+
 def preview_unsubscribe_url(config: Config) -> str:
-    """Stands for a subscriber's personal link in previews and tests; it unsubscribes nobody."""
-    return f"{config.base_url}/u/preview"
+    """Stands for a subscriber's personal link in previews and tests: signed like the real
+    ones, for no subscriber, so it unsubscribes nobody."""
+    token = make_unsubscribe_token(config.secret_key, PREVIEW_SUBSCRIBER_ID)
+    return f"{config.base_url}/u/{token}"
 
 
 def fill_preview(text: str, config: Config, email: str) -> str:
@@ -198,11 +211,24 @@ def fill_preview(text: str, config: Config, email: str) -> str:
     return text.replace(RECIPIENT_EMAIL_PLACEHOLDER, email)
 
 
+def preview_recipient(config: Config, email: str | None = None) -> Recipient:
+    """Who a preview is addressed to: ``email``, or the list's From address."""
+    address = email or str(config.get("list", "from_address"))
+    return Recipient(email=address, name="", unsubscribe_url=preview_unsubscribe_url(config))
+
+
+def preview_message(
+    config: Config, rendered: RenderedEmail, email: str | None, now: datetime, *, test: bool = False
+) -> bytes:
+    """The MIME bytes of a preview of ``rendered`` addressed to ``email`` (or the From
+    address); ``test`` marks the subject as a test send does."""
+    return build_message(config, rendered, preview_recipient(config, email), now, test=test)
+
+
 async def send_test(config: Config, rendered: RenderedEmail, email: str, now: datetime) -> None:
     """Send ``rendered`` to ``email`` with its subject marked as a preview; nothing is
     recorded. Raises ``DeliveryError`` when the relay refuses it or cannot be reached."""
-    recipient = Recipient(email=email, name="", unsubscribe_url=preview_unsubscribe_url(config))
-    await send_rendered(config, rendered, recipient, now, test=True)
+    await send_rendered(config, rendered, preview_recipient(config, email), now, test=True)
 
 
 # --- watching and steering sends -------------------------------------------------------------

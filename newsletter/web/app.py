@@ -18,8 +18,9 @@ from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.resources import STATIC_DIR
 from newsletter.services.schedule import schedule_state
-from newsletter.web import admin, clicks, hooks, outbox, public
+from newsletter.web import admin, clicks, hooks, public
 from newsletter.web import archive as public_archive
+from newsletter.web.admin import outbox
 from newsletter.web.admin.intake_page import manifest_routes
 from newsletter.web.api import app as editor_api
 from newsletter.web.security import (

@@ -10,7 +10,7 @@ from newsletter.config import Config
 from newsletter.services.clicks import recent_issue_clicks
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import run_db
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 
 
 @editor_required
@@ -18,7 +18,7 @@ async def clicks_page(request: Request) -> Response:
     config: Config = request.app.state.config
     issues = await run_db(request, recent_issue_clicks)
     context = {"issues": issues, "enabled": bool(config.get("tracking", "clicks"))}
-    return render_page(request, "clicks.html", context)
+    return render_admin_page(request, "clicks.html", context)
 
 
 routes = [Route("/clicks", clicks_page, methods=["GET"])]

@@ -27,7 +27,7 @@ from newsletter.web.admin.common import (
     run_db,
 )
 from newsletter.web.admin.intake_page import bookmarklet
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 
 DONE_MESSAGES = {
     "added": N_("Feed registered."),
@@ -56,7 +56,7 @@ async def _page(request: Request, error: NewsletterError | None = None) -> Respo
     rows = await run_db(request, lambda session: _rows(session, language))
     context = {"rows": rows, "bookmarklet": bookmarklet(config.base_url)}
     context.update(action_flash(request, DONE_MESSAGES, error))
-    return render_page(request, "feeds.html", context, status_code=page_status(error))
+    return render_admin_page(request, "feeds.html", context, status_code=page_status(error))
 
 
 @editor_required

@@ -15,8 +15,8 @@ from newsletter.errors import NotFoundError
 from newsletter.inbound.models import InboundKind
 from newsletter.services.inbound import get_inbound, list_inbound
 from newsletter.web.admin.auth import editor_required
-from newsletter.web.admin.common import run_db
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.common import error_flash, run_db
+from newsletter.web.admin.templating import render_admin_page
 
 PAGE_SIZE = 100
 
@@ -35,7 +35,7 @@ async def inbound_page(request: Request) -> Response:
         dict(vars(row), received=_local(request, row.received_at)) for row in rows
     ]
     context = {"rows": shown, "kinds": kinds, "kind": chosen or ""}
-    return render_page(request, "inbound.html", context)
+    return render_admin_page(request, "inbound.html", context)
 
 
 @editor_required
@@ -44,9 +44,9 @@ async def inbound_message_page(request: Request) -> Response:
     try:
         detail = await run_db(request, lambda s: get_inbound(s, message_id))
     except NotFoundError as exc:
-        return render_page(request, "error.html", {"flash": str(exc), "flash_kind": "error"}, 404)
+        return render_admin_page(request, "error.html", error_flash(request, exc), 404)
     context = {"m": detail, "received": _local(request, detail.row.received_at)}
-    return render_page(request, "inbound_message.html", context)
+    return render_admin_page(request, "inbound_message.html", context)
 
 
 routes = [

@@ -24,7 +24,7 @@ from newsletter.services import intake
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import field, redirect
 from newsletter.web.admin.issue import issue_error_page, issue_page_with, link_fields
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 from newsletter.web.common import error_text
 
 _URL_IN_TEXT = re.compile(r"https?://\S+")
@@ -140,7 +140,7 @@ async def share_page(request: Request) -> Response:
             notices = _notices(request, suggestion.problem, suggestion.duplicate)
     if shared["text"]:
         form["excerpt"] = shared["text"]
-    return render_page(request, "share.html", {"form": form, "notices": notices})
+    return render_admin_page(request, "share.html", {"form": form, "notices": notices})
 
 
 async def manifest(request: Request) -> Response:

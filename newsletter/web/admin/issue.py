@@ -27,7 +27,7 @@ from newsletter.web.admin.common import (
     run_db,
     tags_field,
 )
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 
 DONE_MESSAGES = {
     "added": "Link queued.",
@@ -67,7 +67,7 @@ async def _page(
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
     context["notices"] = notices  # link intake: a suggestion's warnings, above the add form
     context["form_name"] = form_name
-    return render_page(request, "issue.html", context, status_code=page_status(error))
+    return render_admin_page(request, "issue.html", context, status_code=page_status(error))
 
 
 async def issue_page_with(

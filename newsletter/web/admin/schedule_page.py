@@ -20,7 +20,7 @@ from newsletter.schedule.policy import parse_local_date, parse_local_datetime
 from newsletter.services import schedule as schedule_commands
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.common import action_flash, field, page_status, run_action, run_db
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 
 WEEKS_SHOWN = 8
 FORM_OF_ACTION = {"paused": "pause", "delayed": "delay", "skipped": "skip"}
@@ -57,7 +57,7 @@ async def _page(
     context = await run_db(request, lambda s: schedule_context(s, config))
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
     context["form_name"] = form_name
-    return render_page(request, "schedule.html", context, page_status(error))
+    return render_admin_page(request, "schedule.html", context, page_status(error))
 
 
 @editor_required

@@ -27,7 +27,7 @@ from newsletter.web.admin.common import (
     run_action,
     run_db,
 )
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 from newsletter.web.common import error_text
 
 REFRESH_SECONDS = 2
@@ -56,7 +56,7 @@ def _confirm_context(session: Session, config: Config) -> dict[str, Any]:
 async def confirm_page(request: Request) -> Response:
     config: Config = request.app.state.config
     context = await run_db(request, lambda s: _confirm_context(s, config))
-    return render_page(request, "send_confirm.html", context)
+    return render_admin_page(request, "send_confirm.html", context)
 
 
 @editor_required
@@ -70,7 +70,7 @@ async def send_now(request: Request) -> Response:
     except NewsletterError as exc:
         context = await run_db(request, lambda s: _confirm_context(s, config))
         context.update(error_flash(request, exc))
-        return render_page(request, "send_confirm.html", context, error_status(exc))
+        return render_admin_page(request, "send_confirm.html", context, error_status(exc))
     return redirect(f"/admin/sends/{started.run_id}")
 
 
@@ -80,7 +80,7 @@ async def send_now(request: Request) -> Response:
 @editor_required
 async def sends_page(request: Request) -> Response:
     rows = await run_db(request, lambda s: sends.recent_sends(s, utc_now()))
-    return render_page(request, "sends.html", {"rows": rows})
+    return render_admin_page(request, "sends.html", {"rows": rows})
 
 
 @editor_required
@@ -99,7 +99,7 @@ async def _send_page(
     try:
         progress, recoverable = await run_db(request, load)
     except NewsletterError as exc:
-        return render_page(request, "error.html", error_flash(request, exc), 404)
+        return render_admin_page(request, "error.html", error_flash(request, exc), 404)
     figures = await run_db(request, lambda s: inbound.deliverability(s, run_id).as_dict())
     context = {
         "p": progress,
@@ -111,7 +111,7 @@ async def _send_page(
     }
     if error is not None:
         context.update(error_flash(request, error))
-    return render_page(request, "send.html", context, error_status(error) if error else 200)
+    return render_admin_page(request, "send.html", context, error_status(error) if error else 200)
 
 
 @editor_required
@@ -126,7 +126,7 @@ async def send_json(request: Request) -> Response:
 
 
 async def _error_page(request: Request, exc: NewsletterError) -> Response:
-    return render_page(request, "error.html", error_flash(request, exc), error_status(exc))
+    return render_admin_page(request, "error.html", error_flash(request, exc), error_status(exc))
 
 
 async def _act_on_run(request: Request, done: str, work: Callable[[Session], object]) -> Response:

@@ -18,7 +18,7 @@ from newsletter.web.admin.auth import (
     set_session_cookie,
     sign_in,
 )
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.templating import render_admin_page
 from newsletter.web.security import rotate_csrf_seed
 
 
@@ -27,7 +27,7 @@ def _login_form(
 ) -> Response:
     """The sign-in form; after a refusal it shows ``error`` and keeps the ``email`` typed."""
     context = {"error": error, "email": email}
-    return render_page(request, "login.html", context, status_code=status_code)
+    return render_admin_page(request, "login.html", context, status_code=status_code)
 
 
 async def login_page(request: Request) -> Response:

@@ -21,8 +21,8 @@ from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import PAGE_SIZE, STATUSES, ImportOptions
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.chart import chart_svg, weekly_counts
-from newsletter.web.admin.common import error_flash, error_status, field, redirect, run_db
-from newsletter.web.admin.templating import render_page
+from newsletter.web.admin.common import error_flash, field, page_status, redirect, run_db
+from newsletter.web.admin.templating import render_admin_page
 from newsletter.web.common import consent_context, mailer
 from subscribers import io as subscriber_io
 from subscribers.store import count_by_status
@@ -75,7 +75,7 @@ async def _page(
     else:
         context.update(flash=flash or done.get(request.query_params.get("done", ""), ""))
     context.update(formats=subscriber_io.FORMATS, **(extra or {}))
-    return render_page(request, "subscribers.html", context, error_status(error) if error else 200)
+    return render_admin_page(request, "subscribers.html", context, page_status(error))
 
 
 @editor_required

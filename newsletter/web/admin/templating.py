@@ -59,7 +59,7 @@ def environment(language: str) -> Environment:
     )
 
 
-def render_page(
+def render_admin_page(
     request: Request, name: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
     """Render ``templates/web/admin/NAME`` with the request's editor, CSRF token and config."""

@@ -21,9 +21,9 @@ from newsletter.models import Feed
 from newsletter.services import feeds as feed_service
 from newsletter.services import intake
 from newsletter.services.clicks import issue_clicks
-from newsletter.web.admin.common import run_db
 from newsletter.web.api.handlers import ok
 from newsletter.web.api.validation import MAX_ID, Operation, Param, Schema, nullable, obj, string
+from newsletter.web.common import run_db
 
 INT: Schema = {"type": "integer"}
 TEXT: Schema = {"type": "string"}

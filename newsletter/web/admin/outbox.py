@@ -19,8 +19,8 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter.config import Config
 from newsletter.errors import NotFoundError
-from newsletter.sending.catcher import CaughtMessage, catcher_dir, list_caught, read_caught
-from newsletter.web.admin.templating import render_page
+from newsletter.sending import CaughtMessage, catcher_dir, list_caught, read_caught
+from newsletter.web.admin.templating import render_admin_page
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
 # The message's own HTML: no script, no form, no network but a click on one of its links.
@@ -118,7 +118,7 @@ async def outbox_list(request: Request) -> Response:
     except NotFoundError:
         return _not_found()
     messages: list[CaughtMessage] = await run_in_threadpool(list_caught, folder)
-    return render_page(request, "outbox.html", {"messages": messages})
+    return render_admin_page(request, "outbox.html", {"messages": messages})
 
 
 async def _load(request: Request) -> tuple[EmailMessage, bytes] | None:
@@ -144,7 +144,7 @@ async def outbox_message(request: Request) -> Response:
         "links": message_links(html_part),
         "text": _part(message, "plain"),
     }
-    return render_page(request, "outbox_message.html", context)
+    return render_admin_page(request, "outbox_message.html", context)
 
 
 async def outbox_html(request: Request) -> Response:
