@@ -258,3 +258,6 @@ def test_control_characters_are_refused_before_anything_is_stored(
         assert "caractères de contrôle" in response.text  # type: ignore[attr-defined]
     with transaction(site) as session, pytest.raises(InvalidInputError):
         queue_link(session, url="https://example.org/\x9b31m", title="t", source="", now=NOW)
+    run_id = _stuck_send(config, site)
+    with transaction(site) as session, pytest.raises(InvalidInputError):
+        sends.pause_send(session, run_id, "\x1b]0;pwned\x07", NOW)

@@ -287,7 +287,9 @@ def recent_sends(session: Session, now: datetime, limit: int = RECENT_SENDS) -> 
 
 
 def pause_send(session: Session, run_id: int, reason: str, now: datetime) -> RunProgress:
-    """Pause run ``run_id``: no new message starts. Raises ``NotFoundError``/``ConflictError``."""
+    """Pause run ``run_id``: no new message starts. Raises ``NotFoundError``/``ConflictError``,
+    or ``InvalidInputError`` for a reason with control characters (it is shown in terminals)."""
+    reason = content.check_text(reason, "reason", limit=500)
     pause_run(session, run_id, reason, now)
     return run_progress(session, run_id, now)
 

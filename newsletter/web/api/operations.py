@@ -183,7 +183,7 @@ def operations(handlers: Mapping[str, Any]) -> tuple[Operation, ...]:
             PROGRESS,
             body=obj({"reason": string(500)}),
             params=(RUN_ID,),
-            errors=(404, 409),
+            errors=(404, 409, 422),
             tags=("sends",),
         ),
         op(
