@@ -280,35 +280,63 @@ ISSUE_INTRO = (
 )
 
 
-def insert_subscribers(engine: Any, n: int, *, chunk: int = 20_000) -> None:
-    """Insert ``n`` active subscribers in bulk (Core executemany, chunks of ``chunk``)."""
+def insert_subscribers(
+    engine: Any, n: int, *, chunk: int = 20_000, first: int = 0, status: str = "active"
+) -> None:
+    """Insert ``n`` subscribers (active by default) in bulk (Core executemany, chunks of
+    ``chunk``), their addresses numbered from ``first``."""
     from sqlalchemy import insert
 
     from subscribers.models import Subscriber, SubscriberStatus
 
     now = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
     table = Subscriber.__table__
-    for start in range(0, n, chunk):
+    for start in range(first, first + n, chunk):
         rows = [
             {
                 "email": f"lecteur.{i:07d}@example.org",
                 "email_key": f"lecteur.{i:07d}@example.org",
                 "name": f"Lectrice n°{i}" if i % 2 else "",
-                "status": SubscriberStatus.ACTIVE,
+                "status": SubscriberStatus(status),
                 "source": "bench",
                 "language": "fr",
                 "created_at": now,
                 "confirmed_at": now,
                 "soft_bounces": 0,
             }
-            for i in range(start, min(n, start + chunk))
+            for i in range(start, min(first + n, start + chunk))
         ]
         with engine.begin() as conn:
             conn.execute(insert(table), rows)
 
 
-def write_config(folder: Path, *, db_url: str, smtp_port: int, max_connections: int) -> Path:
-    """A ``newsletter.toml`` for the bench: relay = the sink, no rate limit, no TLS."""
+def write_dkim_key(folder: Path) -> Path:
+    """A fresh 2048-bit RSA private key (PEM, unencrypted), as an operator would configure."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = folder / "dkim.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def write_config(
+    folder: Path,
+    *,
+    db_url: str,
+    smtp_port: int,
+    max_connections: int,
+    dkim_key: Path | None = None,
+) -> Path:
+    """A ``newsletter.toml`` for the bench: relay = the sink, no rate limit, no TLS; every
+    message DKIM-signed with ``dkim_key`` when given."""
     from newsletter.config import render_config_file
 
     values = {
@@ -331,6 +359,8 @@ def write_config(folder: Path, *, db_url: str, smtp_port: int, max_connections: 
         },
         "schedule": {"enabled": False},
     }
+    if dkim_key is not None:
+        values["smtp"] |= {"dkim_key_file": str(dkim_key), "dkim_selector": "bench"}
     path = folder / "newsletter.toml"
     path.write_text(render_config_file(values), encoding="utf-8")
     return path

@@ -65,10 +65,10 @@ def ledger(engine: Any) -> tuple[set[str], dict[int, int], int]:
     """Emails recorded sent, rows still ``sending`` per pid, rows in ``retry``."""
     from sqlalchemy import func, select
 
-    from newsletter.db import read_only
+    from newsletter.db import read_transaction
     from newsletter.models import Delivery
 
-    with read_only(engine) as session:
+    with read_transaction(engine) as session:
         sent = set(session.scalars(select(Delivery.email).where(Delivery.status == "sent")))
         held = session.execute(
             select(Delivery.claim_pid, func.count())

@@ -4,12 +4,20 @@ and Alembic migrations.
 SQLite (WAL, foreign keys on) is the embedded default; PostgreSQL through psycopg 3 is the
 scale-out engine. Models live with their domain (``newsletter.models``, ``subscribers.models``);
 ``newsletter.schema`` gathers them for Alembic.
+
+Two kinds of transaction (datasette's seam): ``read_transaction`` never waits for a writer
+(on SQLite a plain deferred ``BEGIN`` under WAL reads a snapshot, and the connection is
+``query_only`` so a write in it fails loudly), and ``transaction``, the write transaction,
+which on SQLite takes the write lock up front and queues on a per-process lock first. Keep
+write transactions short: render, sign and send outside them.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,7 +73,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
             event.listen(engine, "connect", _configure_sqlite)
-            event.listen(engine, "begin", _begin_immediate)
+            event.listen(engine, "begin", _begin_sqlite)
+            _WRITE_LOCKS[engine] = threading.RLock()
         else:
             engine = create_engine(url, pool_pre_ping=True, **kwargs)
     except Exception as exc:  # SQLAlchemy raises several types for a bad URL
@@ -86,42 +95,65 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(connection: Any) -> None:
-    # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
-    # instead of one failing with "database is locked" when it upgrades a read lock. A
-    # read-only unit of work (``read_only``) begins deferred: under WAL it neither waits for
-    # nor blocks the writer.
-    if connection.get_execution_options().get(READ_ONLY):
-        connection.exec_driver_sql("BEGIN")
-    else:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+# Execution option naming a read transaction (see ``read_transaction``).
+READ_ONLY = "newsletter_read_only"
+
+# SQLite engine -> the lock its write transactions take in this process (see ``transaction``).
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_READERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _begin_sqlite(connection: Any) -> None:
+    read_only = bool(connection.get_execution_options().get(READ_ONLY, False))
+    if connection.info.get(READ_ONLY, False) != read_only:
+        connection.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+        connection.info[READ_ONLY] = read_only
+    # A reader's deferred BEGIN reads a WAL snapshot and never waits for the writer. A
+    # writer's BEGIN IMMEDIATE takes the write lock up front, so two writers queue on
+    # busy_timeout instead of one failing with "database is locked" when it upgrades a
+    # read lock.
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def _write_lock(engine: Engine) -> AbstractContextManager[Any]:
+    return _WRITE_LOCKS.get(engine) or nullcontext()
+
+
+def _reader(engine: Engine) -> Engine:
+    """``engine`` with read transactions (same pool, same connections)."""
+    reader = _READERS.get(engine)
+    if reader is None:
+        reader = engine.execution_options(**{READ_ONLY: True})
+        _READERS[engine] = reader
+    return reader
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception (and re-raise it)."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    """One write unit of work: commit on success, roll back on any exception (and re-raise).
+
+    On SQLite the writers of this process take turns on a lock before ``BEGIN IMMEDIATE``:
+    a thread waiting on it wakes as soon as the writer before it is done, whereas threads
+    queued on ``busy_timeout`` sleep in growing steps (up to 100 ms) and pile up latency.
+    Do slow work (rendering, signing, network) before or after, never inside."""
+    with (
+        _write_lock(engine),
+        Session(engine, expire_on_commit=False) as session,
+        session.begin(),
+    ):
         yield session
 
 
-READ_ONLY = "newsletter_read_only"
-
-
 @contextmanager
-def read_only(engine: Engine) -> Iterator[Session]:
-    """A unit of work that only reads (rolled back at the end); on SQLite it never takes the
-    write lock."""
-    with engine.connect() as connection:
-        connection.execution_options(**{READ_ONLY: True})
-        with Session(connection) as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+def read_transaction(engine: Engine) -> Iterator[Session]:
+    """A unit of work that only reads: it sees one consistent snapshot and never waits for
+    a writer (SQLite WAL). On SQLite, writing in it raises ``OperationalError``."""
+    with Session(_reader(engine), expire_on_commit=False) as session, session.begin():
+        yield session
 
 
 def alembic_config(engine: Engine) -> Any:

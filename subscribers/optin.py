@@ -24,7 +24,7 @@ from subscribers.store import (
     activate,
     check_name,
     create_subscriber,
-    deactivate,
+    deactivate_by_id,
     find_subscriber,
     normalise_address,
     record_consent,
@@ -223,10 +223,8 @@ def unsubscribe(
 
     Raises ``TokenError`` for an invalid token. An erased person has nothing left to change.
     """
-    subscriber = check_unsubscribe_token(session, config, token)
-    if subscriber is None:
-        return False
-    return deactivate(session, config.secret_key, subscriber, now, context)
+    subscriber_id = read_unsubscribe_token(config.secret_key, token)
+    return deactivate_by_id(session, config.secret_key, subscriber_id, now, context)
 
 
 def latest_sent_issue(session: Session) -> SentIssue | None:

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 
 from newsletter.config import Config
-from newsletter.db import make_engine, read_only, transaction, upgrade_database
+from newsletter.db import make_engine, read_transaction, transaction, upgrade_database
 from newsletter.models import ClaimRecovery, Delivery, DeliveryStatus, RunStatus, SendRun
 from newsletter.sending.sender import SenderOptions, run_sender
 from newsletter.sending.service import run_progress
@@ -59,13 +59,13 @@ def kill_when(
 
 
 def sent_in_ledger(engine: Engine) -> set[str]:
-    with read_only(engine) as session:
+    with read_transaction(engine) as session:
         query = select(Delivery.email).where(Delivery.status == DeliveryStatus.SENT)
         return set(session.scalars(query))
 
 
 def in_retry(engine: Engine) -> int:
-    with read_only(engine) as session:
+    with read_transaction(engine) as session:
         query = select(func.count()).where(Delivery.status == DeliveryStatus.RETRY)
         return int(session.scalar(query) or 0)
 

@@ -15,9 +15,9 @@ from newsletter.content import queue_link
 from newsletter.db import transaction
 from newsletter.models import Delivery, Issue, IssueStatus, RunStatus, SendRun
 from newsletter.returnpath import DeliveryRef, ReturnPurpose, read_return_address
+from newsletter.sending.builders import BuildFn, RunMessage
 from newsletter.sending.ledger import Claim
 from newsletter.sending.publish import publish_next_issue
-from newsletter.sending.sender import BuildFn, RunMessage
 from newsletter.sending.service import (
     SenderOptions,
     delivery_service,

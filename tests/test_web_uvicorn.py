@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -49,24 +50,22 @@ def test_journey_over_http(served: tuple[Config, str], smtp_server: SMTPServer) 
 
 
 @pytest.mark.slow
-def test_unsubscribe_bench_runs_at_small_size() -> None:
-    """bench/web_unsubscribe.py runs against `newsletter serve` and every POST unsubscribes."""
+def test_unsubscribe_bench_runs_at_small_size(tmp_path: Path) -> None:
+    """bench/web_unsubscribe.py runs the minimal app and `newsletter serve`, alone and during
+    a send through smtp-sink, and every POST answered 200 unsubscribed its person."""
     root = Path(__file__).resolve().parent.parent
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(root / "bench" / "web_unsubscribe.py"),
-            "--subscribers",
-            "40",
-            "--concurrency",
-            "4",
-            "--max-seconds",
-            "60",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    out = tmp_path / "figures.json"
+    argv = [sys.executable, str(root / "bench" / "web_unsubscribe.py")]
+    argv += ["--subscribers", "40", "--concurrency", "4", "--max-seconds", "30"]
+    argv += ["--send", "200", "--during-rate", "20", "--json", str(out)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "requests/s" in result.stdout and "p99" in result.stdout
-    assert "40 of 40 subscribers unsubscribed (40 answered 200)" in result.stdout
+    assert "req/s" in result.stdout and "p99" in result.stdout
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    web = {phase["name"]: phase for phase in figures["web"]}
+    assert web["minimal"]["statuses"] == {"200": 40}
+    assert web["ours"]["statuses"] == {"200": 40}
+    if figures["send"]:  # Postfix's smtp-sink is installed
+        assert [send["name"] for send in figures["send"]] == ["send alone", "send + one-click"]
+        assert all(send["rate"] > 0 for send in figures["send"])
+        assert set(web["send + one-click"]["statuses"]) == {"200"}

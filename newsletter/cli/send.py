@@ -16,7 +16,7 @@ from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
 from newsletter.cli.inbound import deliverability_lines
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.db import transaction
+from newsletter.db import read_transaction, transaction
 from newsletter.errors import ConflictError, DeliveryError, InvalidInputError
 from newsletter.models import RunStatus
 from newsletter.sending import RunProgress, SenderStats, run_sender
@@ -44,8 +44,13 @@ def send_now(app: AppContext, intro: str | None, detach: bool, yes: bool) -> Non
     engine = app.engine()
     if not yes:
         confirm_send(app.config, engine)
+    now = utc_now()
+    # Render before the write transaction: a `serve` beside us keeps answering unsubscribes.
+    with read_transaction(engine) as session:
+        issue = sends.issue_to_publish(session, app.config, now, intro)
+    prepared = sends.prepare_issue(app.config, issue)
     with transaction(engine) as session:
-        started = sends.publish_now(session, app.config, utc_now(), intro)
+        started = sends.publish_now(session, app.config, now, intro, prepared)
     click.echo(
         f"Issue #{started.issue_number} «{started.subject}»: "
         f"{started.recipients} recipients (run {started.run_id})."
@@ -140,8 +145,9 @@ def send_cancel(app: AppContext, run_id: int | None) -> None:
 def send_test(app: AppContext, email: str) -> None:
     """Send the next issue as it stands to EMAIL, subject marked as a test; nothing recorded."""
     config = app.config
-    with transaction(app.engine()) as session:
-        rendered = sends.render_next_issue(session, config, utc_now())
+    with read_transaction(app.engine()) as session:
+        view = sends.next_issue_view(session, config, utc_now())
+    rendered = sends.render_view(config, view)
     asyncio.run(sends.send_test(config, rendered, email, utc_now()))
     click.echo(f"Test of «{rendered.subject}» sent to {email}.")
 

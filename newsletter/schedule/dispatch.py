@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from newsletter import content
 from newsletter.config import Config
-from newsletter.db import transaction
+from newsletter.db import read_transaction, transaction
 from newsletter.errors import InvalidInputError
 from newsletter.i18n import N_, Gettext, format_date, format_list, gettext
 from newsletter.models import Issue, Pause, Slot, SlotOverride
@@ -39,7 +39,12 @@ from newsletter.schedule.policy import (
     format_local,
     weekly_schedule,
 )
-from newsletter.sending import publish_next_issue
+from newsletter.sending import (
+    RenderedIssue,
+    issue_to_render,
+    publish_next_issue,
+    render_issue,
+)
 from subscribers.models import SubscriberStatus
 from subscribers.store import count_by_status
 
@@ -115,14 +120,35 @@ def dispatch_instant(
 ) -> Slot | None:
     """Decide ``instant`` and record its outcome; when it is a send, publish the next issue and
     start its send run in the same transaction. Returns ``None`` if it was already decided."""
+    prepared = _render_beforehand(config, engine, instant, now)
     try:
         with transaction(engine) as session:
-            return _decide_and_record(session, config, instant, now)
+            return _decide_and_record(session, config, instant, now, prepared)
     except _AlreadyDecided:
         return None
 
 
-def _decide_and_record(session: Session, config: Config, instant: datetime, now: datetime) -> Slot:
+def _render_beforehand(
+    config: Config, engine: Engine, instant: datetime, now: datetime
+) -> RenderedIssue | None:
+    """The issue ``instant`` would publish, rendered before the write transaction (rendering
+    takes most of a second, and every writer would wait for it). ``None`` when nothing is
+    queued. If the queue changes meanwhile, publishing renders again."""
+    with read_transaction(engine) as session:
+        if not content.queued_links(session):
+            return None
+        intro = _catch_up_intro(session, config, schedule_of(config), instant)
+        issue = issue_to_render(session, config, now, intro)
+    return render_issue(config, issue)
+
+
+def _decide_and_record(
+    session: Session,
+    config: Config,
+    instant: datetime,
+    now: datetime,
+    prepared: RenderedIssue | None = None,
+) -> Slot:
     schedule = schedule_of(config)
     decision = decide(
         schedule,
@@ -147,7 +173,7 @@ def _decide_and_record(session: Session, config: Config, instant: datetime, now:
         raise _AlreadyDecided from None
     if decision.outcome is SlotOutcome.SENT:
         intro = _catch_up_intro(session, config, schedule, instant)
-        row.issue_id = publish_next_issue(session, config, now, intro).issue.id
+        row.issue_id = publish_next_issue(session, config, now, intro, prepared).issue.id
         session.flush()
     return row
 

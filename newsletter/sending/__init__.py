@@ -17,7 +17,15 @@ from newsletter.sending.catcher import (
     read_caught,
 )
 from newsletter.sending.message import Recipient
-from newsletter.sending.publish import PublishedIssue, issue_run_key, publish_next_issue
+from newsletter.sending.publish import (
+    IssueToRender,
+    PublishedIssue,
+    RenderedIssue,
+    issue_run_key,
+    issue_to_render,
+    publish_next_issue,
+    render_issue,
+)
 from newsletter.sending.render import (
     RECIPIENT_EMAIL_PLACEHOLDER,
     UNSUBSCRIBE_URL_PLACEHOLDER,
@@ -43,9 +51,11 @@ __all__ = [
     "RECIPIENT_EMAIL_PLACEHOLDER",
     "UNSUBSCRIBE_URL_PLACEHOLDER",
     "CaughtMessage",
+    "IssueToRender",
     "PublishedIssue",
     "Recipient",
     "RenderedEmail",
+    "RenderedIssue",
     "RunProgress",
     "SenderStats",
     "TransactionalMailer",
@@ -55,6 +65,7 @@ __all__ = [
     "delivery_service",
     "get_run",
     "issue_run_key",
+    "issue_to_render",
     "latest_run",
     "list_caught",
     "pause_if_running",
@@ -63,6 +74,7 @@ __all__ = [
     "read_caught",
     "render_digest",
     "render_email",
+    "render_issue",
     "resume_run",
     "run_progress",
     "run_sender",

@@ -21,7 +21,6 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import Engine, text
 
@@ -31,6 +30,14 @@ from newsletter.db import transaction
 from newsletter.errors import NewsletterError
 from newsletter.returnpath import ReturnPurpose, return_address
 from newsletter.sending.breaker import CircuitBreaker
+from newsletter.sending.builders import (
+    BuildFn,
+    BuildPool,
+    Built,
+    MessageFactory,
+    RunMessage,
+    default_message_factory,
+)
 from newsletter.sending.ledger import (
     Claim,
     Owner,
@@ -62,24 +69,6 @@ from newsletter.sending.smtp import (
 )
 
 NowFn = Callable[[], datetime]
-BuildFn = Callable[[Claim, datetime], bytes]
-
-
-@dataclass(frozen=True)
-class RunMessage:
-    """What a run sends, as stored on the ``send_run`` row."""
-
-    run_id: int
-    kind: str
-    subject: str
-    html: str
-    text: str
-
-
-class MessageFactory(Protocol):
-    """Prepares a run's message once and returns the per-recipient wire-bytes builder."""
-
-    def __call__(self, config: Config, message: RunMessage) -> BuildFn: ...
 
 
 @dataclass(frozen=True)
@@ -100,6 +89,10 @@ class SenderOptions:
     # may cost on top of one message in flight per connection).
     commit_interval: float = 0.01
     commit_limit: int = 16
+    # Messages are built (and DKIM-signed) off the event loop on this many threads (default:
+    # one per CPU), ``build_ahead`` at a time per connection, while the previous ones go out.
+    build_threads: int | None = None
+    build_ahead: int = 8
 
 
 @dataclass
@@ -124,29 +117,6 @@ class SenderStats:
             self.released += 1
         elif outcome.kind == DeliveryOutcomeKind.FAILED:
             self.failed += 1
-
-
-def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
-    """Build each recipient's bytes with ``sending.message`` (render once, personalise the
-    unsubscribe link per recipient)."""
-    from newsletter.sending.message import MessageTemplate, Recipient
-    from newsletter.sending.render import RenderedEmail
-    from subscribers.tokens import make_unsubscribe_token
-
-    rendered = RenderedEmail(subject=message.subject, html=message.html, text=message.text)
-    template = MessageTemplate.prepare(config, rendered, list_mail=True)
-    secret, base_url = config.secret_key, config.base_url
-
-    def build(claim: Claim, now: datetime) -> bytes:
-        token = make_unsubscribe_token(secret, claim.subscriber_id)
-        # The mailto: unsubscribe is a signed return address (issue 10: the return path).
-        mailto = return_address(
-            config, ReturnPurpose.UNSUBSCRIBE, message.run_id, claim.subscriber_id
-        )
-        recipient = Recipient(claim.email, claim.name, f"{base_url}/u/{token}", mailto)
-        return template.for_recipient(recipient, now)
-
-    return build
 
 
 class Sender:
@@ -188,6 +158,7 @@ class Sender:
         self.recorder: OutcomeRecorder[tuple[int, DeliveryOutcome]] = OutcomeRecorder(
             self._record, interval=options.commit_interval, limit=options.commit_limit
         )
+        self.build_pool = BuildPool(options.build_threads)
         self.check = SubscriptionCheck(engine)
         self.gate = SubscriptionGate(self.check, self.check.at_once)
         self.stats = SenderStats()
@@ -271,25 +242,39 @@ class Sender:
     # --- network side ---------------------------------------------------------------------
 
     async def _send_batch(self, run_id: int, claims: list[Claim]) -> None:
-        build = self.builders[run_id]
-        for claim in claims:
-            if self.breaker.tripped(run_id):
-                outcome = DeliveryOutcome(claim, DeliveryOutcomeKind.RELEASED)
-            else:
-                await self.limiter.acquire()
-                outcome = await self._send_one(run_id, claim, build)
-                self.stats.add(outcome)
-            await self.recorder.add((run_id, outcome))
-
-    async def _send_one(self, run_id: int, claim: Claim, build: BuildFn) -> DeliveryOutcome:
+        build, ahead = self.builders[run_id], max(self.options.build_ahead, 1)
+        chunks = [claims[i : i + ahead] for i in range(0, len(claims), ahead)]
+        # The messages of the next chunk are built on the pool while this chunk goes out.
+        building = asyncio.ensure_future(self.build_pool.build(build, chunks[0], self.now_fn()))
         try:
-            data = build(claim, self.now_fn())
-        except NewsletterError as exc:
+            for index, chunk in enumerate(chunks):
+                built = await building
+                if index + 1 < len(chunks):
+                    building = asyncio.ensure_future(
+                        self.build_pool.build(build, chunks[index + 1], self.now_fn())
+                    )
+                for claim, data in zip(chunk, built, strict=True):
+                    await self._send_built(run_id, claim, data)
+        finally:
+            if not building.done():
+                building.cancel()
+
+    async def _send_built(self, run_id: int, claim: Claim, data: Built) -> None:
+        if self.breaker.tripped(run_id):
+            outcome = DeliveryOutcome(claim, DeliveryOutcomeKind.RELEASED)
+        else:
+            await self.limiter.acquire()
+            outcome = await self._send_one(run_id, claim, data)
+            self.stats.add(outcome)
+        await self.recorder.add((run_id, outcome))
+
+    async def _send_one(self, run_id: int, claim: Claim, data: Built) -> DeliveryOutcome:
+        if isinstance(data, NewsletterError):
             # This recipient's values cannot make a message (e.g. a line break in the name):
             # record it on their row; the breaker pauses the run if it happens to everyone.
-            self.breaker.record(run_id, False, exc.message)
+            self.breaker.record(run_id, False, data.message)
             return DeliveryOutcome(
-                claim, DeliveryOutcomeKind.FAILED, f"message not built: {exc.message}"
+                claim, DeliveryOutcomeKind.FAILED, f"message not built: {data.message}"
             )
 
         async def still_subscribed() -> bool:
@@ -385,6 +370,7 @@ class Sender:
         finally:
             await self.pool.close()
             await self.check.close()
+            self.build_pool.close()
         return self.stats
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Config
 from newsletter.models import ClaimRecovery, Delivery, DeliveryStatus, SendRun
+from newsletter.sending.builders import MessageFactory, RunMessage, default_message_factory
 from newsletter.sending.ledger import Claim, Owner, pid_running
 from newsletter.sending.outcomes import DeliveryOutcome, DeliveryOutcomeKind, RetryPolicy
 from newsletter.sending.runs import (
@@ -36,14 +37,7 @@ from newsletter.sending.runs import (
     resume_run,
     start_send_run,
 )
-from newsletter.sending.sender import (
-    MessageFactory,
-    RunMessage,
-    SenderOptions,
-    SenderStats,
-    default_message_factory,
-    run_sender,
-)
+from newsletter.sending.sender import SenderOptions, SenderStats, run_sender
 
 __all__ = [
     "Claim",

@@ -29,16 +29,20 @@ from newsletter.models import (
 from newsletter.sending import (
     RECIPIENT_EMAIL_PLACEHOLDER,
     UNSUBSCRIBE_URL_PLACEHOLDER,
+    IssueToRender,
     Recipient,
     RenderedEmail,
+    RenderedIssue,
     RunProgress,
     build_message,
     get_run,
     issue_run_key,
+    issue_to_render,
     latest_run,
     pause_run,
     publish_next_issue,
     render_digest,
+    render_issue,
     resume_run,
     run_progress,
     send_rendered,
@@ -114,7 +118,11 @@ def active_recipients(session: Session) -> int:
 
 
 def publish_now(
-    session: Session, config: Config, now: datetime, intro: str | None = None
+    session: Session,
+    config: Config,
+    now: datetime,
+    intro: str | None = None,
+    prepared: RenderedIssue | None = None,
 ) -> StartedSend:
     """Assemble the next issue from every queued link and start its send to every active
     subscriber.
@@ -122,10 +130,13 @@ def publish_now(
     Checked before anything is assembled, so a refusal keeps the issue number and the links
     queued: ``ConflictError`` when nobody would get it (no active subscriber) or when the
     queue is empty because a send just started (a second submit of the same form; the message
-    names that send), ``InvalidInputError`` when no link is queued."""
+    names that send), ``InvalidInputError`` when no link is queued.
+
+    ``prepared`` (from ``prepare_issue``, made before this transaction) spares rendering
+    here: the write transaction stays short."""
     check_can_publish(session, now)
     try:
-        published = publish_next_issue(session, config, now, intro)
+        published = publish_next_issue(session, config, now, intro, prepared)
     except IntegrityError:
         # Two submits at the same instant on PostgreSQL: the other one numbered the issue.
         raise ConflictError(
@@ -192,6 +203,27 @@ def render_next_issue(
     """The next issue as it would be sent now, placeholders still in; ``intro`` previews an
     unsaved intro."""
     return render_digest(config, content.next_issue_view(session, config, now, intro))
+
+
+def next_issue_view(
+    session: Session, config: Config, now: datetime, intro: str | None = None
+) -> content.IssueView:
+    """What the next issue would hold if assembled now, for a preview (a read)."""
+    return content.next_issue_view(session, config, now, intro)
+
+
+def issue_to_publish(
+    session: Session, config: Config, now: datetime, intro: str | None = None
+) -> IssueToRender:
+    """What ``publish_now`` would assemble now (a read), for ``prepare_issue``."""
+    return issue_to_render(session, config, now, intro)
+
+
+def prepare_issue(config: Config, issue: IssueToRender) -> RenderedIssue | None:
+    """Render ``issue`` as it would be sent (jinja2 + premailer: most of a second) outside
+    any transaction, for ``publish_now``; ``None`` when it has no link (nothing to send).
+    Touches no database."""
+    return render_issue(config, issue) if issue.view.links else None
 
 
 # Previews and tests carry a real signed unsubscribe link, for a subscriber id that no row has.

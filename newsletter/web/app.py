@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.db import transaction
+from newsletter.db import read_transaction
 from newsletter.resources import STATIC_DIR
 from newsletter.services.schedule import schedule_state
 from newsletter.web import admin, clicks, hooks, public
@@ -39,7 +39,7 @@ async def healthz(request: Request) -> Response:
     state = request.app.state
 
     def read_schedule() -> dict[str, object]:
-        with transaction(state.engine) as session:
+        with read_transaction(state.engine) as session:
             return schedule_state(session, state.config, utc_now())
 
     schedule = await run_in_threadpool(read_schedule)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from newsletter.config import Config
-from newsletter.db import transaction
+from newsletter.db import read_transaction
 from newsletter.services.archive import ArchivedIssue, sent_issue, sent_issues
 from newsletter.templating import paragraphs
 from newsletter.web.pages import render_page
@@ -24,7 +24,7 @@ ATOM = "http://www.w3.org/2005/Atom"
 
 async def archive(request: Request) -> Response:
     def load() -> list[ArchivedIssue]:
-        with transaction(request.app.state.engine) as session:
+        with read_transaction(request.app.state.engine) as session:
             return sent_issues(session)
 
     issues = await run_in_threadpool(load)
@@ -35,7 +35,7 @@ async def archived_issue(request: Request) -> Response:
     number = int(request.path_params["number"])
 
     def load() -> ArchivedIssue | None:
-        with transaction(request.app.state.engine) as session:
+        with read_transaction(request.app.state.engine) as session:
             return sent_issue(session, number)
 
     issue = await run_in_threadpool(load)
@@ -90,7 +90,7 @@ def atom_feed(config: Config, issues: list[ArchivedIssue]) -> bytes:
 
 async def feed(request: Request) -> Response:
     def load() -> list[ArchivedIssue]:
-        with transaction(request.app.state.engine) as session:
+        with read_transaction(request.app.state.engine) as session:
             return sent_issues(session, limit=FEED_SIZE)
 
     issues = await run_in_threadpool(load)

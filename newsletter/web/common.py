@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.db import transaction
+from newsletter.db import read_transaction, transaction
 from newsletter.errors import (
     ConflictError,
     DeliveryError,
@@ -26,8 +27,10 @@ from newsletter.errors import (
     TokenError,
 )
 from newsletter.i18n import N_, gettext
-from newsletter.sending import TransactionalMailer
+from newsletter.sending import RenderedEmail, TransactionalMailer
+from newsletter.services import sends
 from newsletter.web.security import client_ip
+from newsletter.web.writer import WriteQueue
 from subscribers.optin import Mailer
 from subscribers.store import ConsentContext
 
@@ -63,9 +66,56 @@ def _in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
         return work(session)
 
 
+def _in_read_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
+    with read_transaction(engine) as session:
+        return work(session)
+
+
 async def run_db(request: Request, work: Callable[[Session], T]) -> T:
-    """Run ``work(session)`` in one transaction, in a worker thread (the sync/async seam)."""
-    return await run_in_threadpool(_in_transaction, request.app.state.engine, work)
+    """Run ``work(session)`` in one write transaction, off the event loop (the sync/async
+    seam). Keep ``work`` short: render and send after it returned.
+
+    On SQLite the app's writes go to its one writer thread (``web.writer``), in order; on
+    PostgreSQL each runs in a worker thread of its own."""
+    engine: Engine = request.app.state.engine
+    if engine.dialect.name != "sqlite":
+        return await run_in_threadpool(_in_transaction, engine, work)
+    return await _write_queue(request).run(work)
+
+
+async def read_db(request: Request, work: Callable[[Session], T]) -> T:
+    """Run ``work(session)`` in one read transaction, in a worker thread: it never waits for
+    a writer (a send recording its outcomes, an unsubscribe), and must not write."""
+    return await run_in_threadpool(_in_read_transaction, request.app.state.engine, work)
+
+
+async def render_next_issue(request: Request, intro: str | None = None) -> RenderedEmail:
+    """The next issue as it would be sent now: read in a read transaction, then rendered
+    (jinja2 + premailer) in a worker thread, with no transaction held."""
+    config: Config = request.app.state.config
+    now = utc_now()
+    view = await read_db(request, lambda s: sends.next_issue_view(s, config, now, intro))
+    return await run_in_threadpool(sends.render_view, config, view)
+
+
+async def publish_now(request: Request) -> sends.StartedSend:
+    """``sends.publish_now``, with the issue rendered before its write transaction, so the
+    writers queued behind it (one-click unsubscribes, a send's outcomes) wait milliseconds,
+    not the length of a rendering."""
+    config: Config = request.app.state.config
+    now = utc_now()
+    issue = await read_db(request, lambda s: sends.issue_to_publish(s, config, now))
+    prepared = await run_in_threadpool(sends.prepare_issue, config, issue)
+    return await run_db(request, lambda s: sends.publish_now(s, config, now, prepared=prepared))
+
+
+def _write_queue(request: Request) -> WriteQueue:
+    state = request.app.state
+    found: WriteQueue | None = getattr(state, "write_queue", None)
+    if found is None:
+        found = WriteQueue(state.engine)
+        state.write_queue = found
+    return found
 
 
 def error_status(exc: NewsletterError) -> int:

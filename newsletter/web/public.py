@@ -11,7 +11,6 @@ committed, through the app's ``Mailer`` (``app.state.mailer``, by default the SM
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -24,14 +23,14 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from newsletter.clock import utc_now
-from newsletter.db import transaction
+from newsletter.db import read_transaction
 from newsletter.errors import DeliveryError, InvalidInputError, TokenError
 from newsletter.services.archive import sent_issues
-from newsletter.web.common import consent_context, mailer
+from newsletter.web.common import consent_context, mailer, read_db, run_db
 from newsletter.web.pages import page_gettext, render_page
 from newsletter.web.security import CSRFError, RequestLimiter, check_csrf, client_ip
 from subscribers import optin
@@ -47,31 +46,9 @@ MAX_FIELD_LENGTH = 320
 
 
 async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    """Run ``work(session)`` in a worker thread inside one transaction.
-
-    On SQLite the app's transactions take turns on an asyncio lock: SQLite has one writer at a
-    time anyway, and waiting here is fair and immediate, whereas threads queued on
-    ``busy_timeout`` sleep in growing steps (up to 100 ms) and pile up latency under load.
-    """
-    engine = request.app.state.engine
-
-    def run() -> T:
-        with transaction(engine) as session:
-            return work(session)
-
-    if engine.dialect.name != "sqlite":
-        return await run_in_threadpool(run)
-    async with sqlite_writer_lock(request):
-        return await run_in_threadpool(run)
-
-
-def sqlite_writer_lock(request: Request) -> asyncio.Lock:
-    state = request.app.state
-    lock: asyncio.Lock | None = getattr(state, "sqlite_writer_lock", None)
-    if lock is None:
-        lock = asyncio.Lock()
-        state.sqlite_writer_lock = lock
-    return lock
+    """Run ``work(session)`` in a worker thread inside one write transaction (see
+    ``run_db``: on SQLite the app's writers take turns, fairly, without holding threads)."""
+    return await run_db(request, work)
 
 
 def subscribe_limiter(request: Request) -> RequestLimiter:
@@ -241,7 +218,7 @@ async def confirm_page(request: Request) -> Response:
     token = str(request.path_params["token"])
     config, now = request.app.state.config, utc_now()
     try:
-        await in_transaction(request, lambda s: optin.check_confirm_token(s, config, token, now))
+        await read_db(request, lambda s: optin.check_confirm_token(s, config, token, now))
     except ExpiredTokenError:
         return confirm_expired(request, token)
     except TokenError:
@@ -294,7 +271,7 @@ async def unsubscribe_page(request: Request) -> Response:
     token = str(request.path_params["token"])
     config = request.app.state.config
     try:
-        await in_transaction(request, lambda s: optin.check_unsubscribe_token(s, config, token))
+        await read_db(request, lambda s: optin.check_unsubscribe_token(s, config, token))
     except TokenError:
         return invalid_link(request)
     return render_page(request, "unsubscribe.html", {"token": token})
@@ -302,7 +279,6 @@ async def unsubscribe_page(request: Request) -> Response:
 
 async def unsubscribe(request: Request) -> Response:
     """Our button and RFC 8058 one-click POSTs alike: the token is the only proof needed."""
-    _ = page_gettext(request)
     token = str(request.path_params["token"])
     config, now = request.app.state.config, utc_now()
     try:
@@ -317,16 +293,29 @@ async def unsubscribe(request: Request) -> Response:
         )
     except TokenError:
         return invalid_link(request)
-    return message_page(
-        request,
-        _("You are unsubscribed"),
-        _("You will receive no more emails from this newsletter."),
-    )
+    return unsubscribed_page(request)
+
+
+def unsubscribed_page(request: Request) -> Response:
+    """The answer to an unsubscribe. It is the same for everyone (the list's language, no
+    form), so it is rendered once per app: one-click POSTs come by the thousand."""
+    state = request.app.state
+    html: str | None = getattr(state, "unsubscribed_html", None)
+    if html is None:
+        _ = page_gettext(request)
+        page = message_page(
+            request,
+            _("You are unsubscribed"),
+            _("You will receive no more emails from this newsletter."),
+        )
+        html = bytes(page.body).decode("utf-8")
+        state.unsubscribed_html = html
+    return HTMLResponse(html)
 
 
 def home_context(engine: Engine) -> dict[str, Any]:
     """What the home page shows besides the form (sync: call it from a worker thread)."""
-    with transaction(engine) as session:
+    with read_transaction(engine) as session:
         latest = sent_issues(session, limit=1)
     return {"latest": latest[0] if latest else None, "email": "", "name": "", "error": ""}
 

@@ -30,7 +30,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from newsletter.clock import utc_now
 from newsletter.config import Config
-from newsletter.db import transaction
+from newsletter.db import read_transaction, transaction
 from newsletter.editors import authenticate, get_editor
 from newsletter.models import Editor
 from newsletter.web.security import CSRFError, bind_csrf, check_csrf, client_ip
@@ -102,7 +102,7 @@ def _load_session(request: Request) -> SessionData | None:
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("e"), int):
         return None
-    with transaction(request.app.state.engine) as session:
+    with read_transaction(request.app.state.engine) as session:
         editor = get_editor(session, payload["e"])
         if editor is None or not hmac.compare_digest(_fingerprint(editor), str(payload.get("f"))):
             return None

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from newsletter.errors import NewsletterError
 from newsletter.inputs import parse_count
-from newsletter.web.common import error_status, error_text, run_db
+from newsletter.web.common import error_status, error_text, read_db, run_db
 
 __all__ = [
     "action_flash",
@@ -22,6 +22,7 @@ __all__ = [
     "field",
     "int_field",
     "page_status",
+    "read_db",
     "redirect",
     "run_action",
     "run_db",

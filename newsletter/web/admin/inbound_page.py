@@ -15,7 +15,7 @@ from newsletter.errors import NotFoundError
 from newsletter.inbound.models import InboundKind
 from newsletter.services.inbound import get_inbound, list_inbound
 from newsletter.web.admin.auth import editor_required
-from newsletter.web.admin.common import error_flash, run_db
+from newsletter.web.admin.common import error_flash, read_db
 from newsletter.web.admin.templating import render_admin_page
 
 PAGE_SIZE = 100
@@ -30,7 +30,7 @@ async def inbound_page(request: Request) -> Response:
     kind = request.query_params.get("kind", "")
     kinds = [k.value for k in InboundKind]
     chosen = kind if kind in kinds else None
-    rows = await run_db(request, lambda s: list_inbound(s, kind=chosen, limit=PAGE_SIZE))
+    rows = await read_db(request, lambda s: list_inbound(s, kind=chosen, limit=PAGE_SIZE))
     shown: list[dict[str, Any]] = [
         dict(vars(row), received=_local(request, row.received_at)) for row in rows
     ]
@@ -42,7 +42,7 @@ async def inbound_page(request: Request) -> Response:
 async def inbound_message_page(request: Request) -> Response:
     message_id = int(request.path_params["message_id"])
     try:
-        detail = await run_db(request, lambda s: get_inbound(s, message_id))
+        detail = await read_db(request, lambda s: get_inbound(s, message_id))
     except NotFoundError as exc:
         return render_admin_page(request, "error.html", error_flash(request, exc), 404)
     context = {"m": detail, "received": _local(request, detail.row.received_at)}

@@ -22,12 +22,13 @@ from newsletter.web.admin.common import (
     field,
     int_field,
     page_status,
+    read_db,
     redirect,
     run_action,
-    run_db,
     tags_field,
 )
 from newsletter.web.admin.templating import render_admin_page
+from newsletter.web.common import render_next_issue
 
 DONE_MESSAGES = {
     "added": "Link queued.",
@@ -63,7 +64,7 @@ async def _page(
     """The issue page; after an error, ``form`` (what the editor typed) refills the form named
     ``form_name`` (``add``, ``draft`` or ``link-ID``)."""
     config: Config = request.app.state.config
-    context = await run_db(request, lambda s: _issue_context(s, config))
+    context = await read_db(request, lambda s: _issue_context(s, config))
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
     context["notices"] = notices  # link intake: a suggestion's warnings, above the add form
     context["form_name"] = form_name
@@ -163,7 +164,7 @@ async def save_draft(request: Request) -> Response:
 async def send_test(request: Request) -> Response:
     config: Config = request.app.state.config
     try:
-        rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
+        rendered = await render_next_issue(request)
         await sends.send_test(config, rendered, request.state.editor_email, utc_now())
     except NewsletterError as exc:
         return await _page(request, error=exc)

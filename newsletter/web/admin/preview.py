@@ -12,11 +12,10 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from newsletter import content
-from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.services import sends
 from newsletter.web.admin.auth import editor_required
-from newsletter.web.admin.common import run_db
+from newsletter.web.common import render_next_issue
 
 PREVIEW_CSP = (
     "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
@@ -38,7 +37,7 @@ def _preview_intro(request: Request) -> str | None:
 async def preview_html(request: Request) -> Response:
     config: Config = request.app.state.config
     intro = _preview_intro(request)
-    rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now(), intro))
+    rendered = await render_next_issue(request, intro)
     html = sends.fill_preview(rendered.html, config, request.state.editor_email)
     return HTMLResponse(html, headers=PREVIEW_HEADERS)
 
@@ -46,7 +45,7 @@ async def preview_html(request: Request) -> Response:
 @editor_required
 async def preview_text(request: Request) -> Response:
     config: Config = request.app.state.config
-    rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
+    rendered = await render_next_issue(request)
     text = sends.fill_preview(rendered.text, config, request.state.editor_email)
     return PlainTextResponse(text, headers=PREVIEW_HEADERS)
 

@@ -19,7 +19,7 @@ from newsletter.schedule.dispatch import schedule_of
 from newsletter.schedule.policy import parse_local_date, parse_local_datetime
 from newsletter.services import schedule as schedule_commands
 from newsletter.web.admin.auth import editor_required
-from newsletter.web.admin.common import action_flash, field, page_status, run_action, run_db
+from newsletter.web.admin.common import action_flash, field, page_status, read_db, run_action
 from newsletter.web.admin.templating import render_admin_page
 
 WEEKS_SHOWN = 8
@@ -54,7 +54,7 @@ async def _page(
     """The schedule page; after an error, ``form`` (what the editor typed) refills the form
     named ``form_name`` (``pause``, ``delay`` or ``skip``)."""
     config: Config = request.app.state.config
-    context = await run_db(request, lambda s: schedule_context(s, config))
+    context = await read_db(request, lambda s: schedule_context(s, config))
     context.update(action_flash(request, DONE_MESSAGES, error), form=form or {})
     context["form_name"] = form_name
     return render_admin_page(request, "schedule.html", context, page_status(error))

@@ -23,12 +23,12 @@ from newsletter.web.admin.common import (
     error_flash,
     error_status,
     field,
+    read_db,
     redirect,
     run_action,
-    run_db,
 )
 from newsletter.web.admin.templating import render_admin_page
-from newsletter.web.common import error_text
+from newsletter.web.common import error_text, publish_now
 
 REFRESH_SECONDS = 2
 SEND_DONE = {
@@ -55,7 +55,7 @@ def _confirm_context(session: Session, config: Config) -> dict[str, Any]:
 @editor_required
 async def confirm_page(request: Request) -> Response:
     config: Config = request.app.state.config
-    context = await run_db(request, lambda s: _confirm_context(s, config))
+    context = await read_db(request, lambda s: _confirm_context(s, config))
     return render_admin_page(request, "send_confirm.html", context)
 
 
@@ -66,9 +66,9 @@ async def send_now(request: Request) -> Response:
     if field(form, "confirm") != "yes":
         return redirect("/admin/issue/send")
     try:
-        started = await run_db(request, lambda s: sends.publish_now(s, config, utc_now()))
+        started = await publish_now(request)
     except NewsletterError as exc:
-        context = await run_db(request, lambda s: _confirm_context(s, config))
+        context = await read_db(request, lambda s: _confirm_context(s, config))
         context.update(error_flash(request, exc))
         return render_admin_page(request, "send_confirm.html", context, error_status(exc))
     return redirect(f"/admin/sends/{started.run_id}")
@@ -79,7 +79,7 @@ async def send_now(request: Request) -> Response:
 
 @editor_required
 async def sends_page(request: Request) -> Response:
-    rows = await run_db(request, lambda s: sends.recent_sends(s, utc_now()))
+    rows = await read_db(request, lambda s: sends.recent_sends(s, utc_now()))
     return render_admin_page(request, "sends.html", {"rows": rows})
 
 
@@ -97,10 +97,10 @@ async def _send_page(
         return progress, sends.can_reprepare(session, run_id)
 
     try:
-        progress, recoverable = await run_db(request, load)
+        progress, recoverable = await read_db(request, load)
     except NewsletterError as exc:
         return render_admin_page(request, "error.html", error_flash(request, exc), 404)
-    figures = await run_db(request, lambda s: inbound.deliverability(s, run_id).as_dict())
+    figures = await read_db(request, lambda s: inbound.deliverability(s, run_id).as_dict())
     context = {
         "p": progress,
         "d": progress.as_json(),
@@ -118,7 +118,7 @@ async def _send_page(
 async def send_json(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
     try:
-        progress = await run_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
+        progress = await read_db(request, lambda s: sends.send_progress(s, run_id, utc_now()))
     except NewsletterError as exc:
         message = error_text(request.app.state.config, exc)
         return JSONResponse({"error": message}, status_code=error_status(exc))
@@ -189,7 +189,7 @@ async def cancel(request: Request) -> Response:
 async def report_csv_download(request: Request) -> Response:
     run_id = int(request.path_params["run_id"])
     try:
-        rows = await run_db(request, lambda s: sends.send_report(s, run_id))
+        rows = await read_db(request, lambda s: sends.send_report(s, run_id))
     except NewsletterError as exc:
         message = error_text(request.app.state.config, exc)
         return JSONResponse({"error": message}, status_code=error_status(exc))

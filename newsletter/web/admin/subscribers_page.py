@@ -21,7 +21,14 @@ from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import PAGE_SIZE, STATUSES, ImportOptions
 from newsletter.web.admin.auth import editor_required
 from newsletter.web.admin.chart import chart_svg, weekly_counts
-from newsletter.web.admin.common import error_flash, field, page_status, redirect, run_db
+from newsletter.web.admin.common import (
+    error_flash,
+    field,
+    page_status,
+    read_db,
+    redirect,
+    run_db,
+)
 from newsletter.web.admin.templating import render_admin_page
 from newsletter.web.common import consent_context, mailer
 from subscribers import io as subscriber_io
@@ -68,7 +75,7 @@ async def _page(
     status = request.query_params.get("status", "")
     status = status if status in STATUSES else ""
     offset = _offset(request)
-    context = await run_db(request, lambda s: _context(s, config, query, status, offset))
+    context = await read_db(request, lambda s: _context(s, config, query, status, offset))
     done = {"added": "Confirmation sent: the person is subscribed once they confirm."}
     if error is not None:
         context.update(error_flash(request, error))
@@ -162,7 +169,7 @@ async def export_subscribers(request: Request) -> Response:
     def work(session: Session) -> str:
         return subscriber_service.export_subscribers(session, "csv", status or None)
 
-    data = await run_db(request, work)
+    data = await read_db(request, work)
     name = f"subscribers-{status or 'all'}.csv"
     return Response(
         data,

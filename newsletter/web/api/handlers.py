@@ -24,7 +24,14 @@ from newsletter.services import schedule as schedule_commands
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import ImportOptions
 from newsletter.web.api.validation import MAX_ID
-from newsletter.web.common import consent_context, mailer, run_db
+from newsletter.web.common import (
+    consent_context,
+    mailer,
+    publish_now,
+    read_db,
+    render_next_issue,
+    run_db,
+)
 from subscribers.store import count_by_status
 
 JSON_HEADERS = {"cache-control": "no-store"}
@@ -74,11 +81,11 @@ def _next_issue(session: Session, config: Config) -> dict[str, Any]:
 
 async def get_next_issue(request: Request) -> Response:
     config: Config = request.app.state.config
-    return ok(await run_db(request, lambda session: _next_issue(session, config)))
+    return ok(await read_db(request, lambda session: _next_issue(session, config)))
 
 
 async def list_links(request: Request) -> Response:
-    return ok(await run_db(request, _queue))
+    return ok(await read_db(request, _queue))
 
 
 async def create_link(request: Request) -> Response:
@@ -146,26 +153,22 @@ async def update_draft(request: Request) -> Response:
 
 
 async def preview_issue(request: Request) -> Response:
-    config: Config = request.app.state.config
-    rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
+    rendered = await render_next_issue(request)
     return ok({"subject": rendered.subject, "html": rendered.html, "text": rendered.text})
 
 
 async def send_test(request: Request) -> Response:
     config: Config = request.app.state.config
-    rendered = await run_db(request, lambda s: sends.render_next_issue(s, config, utc_now()))
+    rendered = await render_next_issue(request)
     await sends.send_test(config, rendered, request.state.editor_email, utc_now())
     return ok({"sent_to": request.state.editor_email}, 202)
 
 
 async def send_issue(request: Request) -> Response:
-    config: Config = request.app.state.config
-
-    def work(session: Session) -> dict[str, Any]:
-        started = sends.publish_now(session, config, utc_now())
-        return {"run_id": started.run_id, "key": started.run_key, "recipients": started.recipients}
-
-    return ok(await run_db(request, work), 201)
+    started = await publish_now(request)
+    return ok(
+        {"run_id": started.run_id, "key": started.run_key, "recipients": started.recipients}, 201
+    )
 
 
 # --- sends -----------------------------------------------------------------------------------
@@ -176,7 +179,7 @@ async def list_sends(request: Request) -> Response:
         recent = sends.recent_sends(session, utc_now())
         return {"sends": [summary.progress.as_json() for summary in recent]}
 
-    return ok(await run_db(request, work))
+    return ok(await read_db(request, work))
 
 
 async def get_send(request: Request) -> Response:
@@ -188,7 +191,7 @@ async def get_send(request: Request) -> Response:
         data["deliverability"] = inbound.deliverability(session, run_id).as_dict()
         return data
 
-    return ok(await run_db(request, work))
+    return ok(await read_db(request, work))
 
 
 async def pause_send(request: Request) -> Response:
@@ -236,7 +239,7 @@ async def cancel_send(request: Request) -> Response:
 async def send_report(request: Request) -> Response:
     run_id = path_id(request, "run_id")
 
-    rows = await run_db(request, lambda s: sends.send_report(s, run_id))
+    rows = await read_db(request, lambda s: sends.send_report(s, run_id))
     return StreamingResponse(sends.report_csv(rows), media_type="text/csv; charset=utf-8")
 
 
@@ -264,7 +267,7 @@ def _schedule(session: Session, config: Config) -> dict[str, Any]:
 
 async def get_schedule(request: Request) -> Response:
     config: Config = request.app.state.config
-    return ok(await run_db(request, lambda session: _schedule(session, config)))
+    return ok(await read_db(request, lambda session: _schedule(session, config)))
 
 
 async def _schedule_action(request: Request, action: Callable[[Session, Config], Any]) -> Response:
@@ -390,7 +393,7 @@ async def import_subscribers(request: Request) -> Response:
 
 async def export_subscribers(request: Request) -> Response:
     status = request.state.params.get("status")
-    data = await run_db(
+    data = await read_db(
         request, lambda session: subscriber_service.export_subscribers(session, "csv", status)
     )
     return Response(data, media_type="text/csv; charset=utf-8", headers=JSON_HEADERS)
