@@ -42,7 +42,7 @@ def test_show_lists_local_times_across_dst(setup: tuple[Config, Engine]) -> None
     result = run(config, "show", "--from", "2026-03-20", "--weeks", "3")
     assert result.exit_code == 0, result.output
     assert "Every Sunday at 08:00 Europe/Paris" in result.output
-    assert "2026-03-22 08:00 CET  sends if links are queued" in result.output
+    assert "2026-03-22 08:00 CET  skipped: nothing queued" in result.output
     assert "2026-03-29 08:00 CEST  sends if links are queued" in result.output
     assert "2026-04-05 08:00 CEST" in result.output
 
@@ -68,7 +68,7 @@ def test_pause_show_resume(setup: tuple[Config, Engine]) -> None:
     assert result.exit_code == 0, result.output
     result = run(config, "show", "--weeks", "2")
     assert f"Paused until {until}" in result.output
-    assert "paused — Pause estivale" in result.output
+    assert "paused: Pause estivale" in result.output
     assert run(config, "resume").exit_code == 0
     assert "paused" not in run(config, "show", "--weeks", "2").output
     again = run(config, "resume")
@@ -103,14 +103,14 @@ def test_delay_validation_and_success(setup: tuple[Config, Engine]) -> None:
     result = run(config, "delay", "--to", f"{monday.isoformat()} 18:00")
     assert result.exit_code == 0, result.output
     shown = run(config, "show", "--weeks", "2").output
-    assert f"delayed — reporté au {monday.isoformat()} 18:00" in shown
+    assert f"delayed to {monday.isoformat()} 18:00" in shown
 
 
 def test_skip_records_the_reason(setup: tuple[Config, Engine]) -> None:
     """`schedule skip --reason` marks the next slot skipped with that reason."""
     config, _ = setup
     assert run(config, "skip", "--reason", "Congrès").exit_code == 0
-    assert "skipped — Congrès" in run(config, "show", "--weeks", "1").output
+    assert "skipped: Congrès" in run(config, "show", "--weeks", "1").output
 
 
 def test_unknown_time_zone_exits_2(setup: tuple[Config, Engine]) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from newsletter.config import Config, config_path_from, load_config
 from newsletter.db import current_revision, make_engine
 from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
-from newsletter.i18n import LANGUAGES, gettext
+from newsletter.i18n import LANGUAGES, gettext, ngettext, translations
 from newsletter.inputs import MAX_ID, parse_count
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,6 +59,16 @@ def cli_language() -> str:
 def cli_gettext() -> Callable[[str], str]:
     """The command line's ``gettext``, for rendering an error's key."""
     return gettext(cli_language())
+
+
+def cli_ngettext(singular: str, plural: str, num: int) -> str:
+    """The plural form for ``num`` in the command line's language, filled with ``num``."""
+    return ngettext(cli_language())(singular, plural, num) % {"num": num}
+
+
+def cli_pgettext(context: str, msgid: str) -> str:
+    """``msgid`` in ``context`` (e.g. ``status``) in the command line's language."""
+    return translations(cli_language()).pgettext(context, msgid)
 
 
 def _(msgid: str, /, **values: Any) -> str:

@@ -9,7 +9,7 @@ from datetime import datetime, time
 import click
 from sqlalchemy import select
 
-from newsletter.cli.base import AppContext, _, main, pass_app
+from newsletter.cli.base import AppContext, _, cli_ngettext, cli_pgettext, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.content import queued_links
@@ -71,8 +71,9 @@ def show(app: AppContext, weeks: int, start: str | None) -> None:
             )
         )
     click.echo(_("%(count)s link(s) queued for the next issue.", count=queued))
+    first_pending = next((s for s in slots if not s.recorded), None)
     for slot in slots:
-        click.echo(_describe_slot(config, slot))
+        click.echo(_describe_slot(config, slot, queued if slot is first_pending else None))
 
 
 def _parse_from(config: Config, text: str) -> datetime:
@@ -91,15 +92,34 @@ def _describe_schedule(config: Config) -> str:
     )
 
 
-def _describe_slot(config: Config, slot: PlannedSlot) -> str:
+def _describe_slot(config: Config, slot: PlannedSlot, queued: int | None = None) -> str:
+    """One slot as ``schedule show`` prints it, in the dashboard calendar's words; ``queued``
+    is the number of links waiting, given for the next slot that will decide."""
     when = format_local(slot.slot_at, config.timezone)
+    return f"{when}  {_slot_state(config, slot, queued)}"
+
+
+def _slot_state(config: Config, slot: PlannedSlot, queued: int | None) -> str:
+    outcome = slot.outcome
+    status = cli_pgettext("status", outcome.value)
     if slot.recorded:
-        state = f"{slot.outcome.value} (recorded)"
-    elif slot.outcome is SlotOutcome.SENT:
-        state = "sends if links are queued"
-    else:
-        state = slot.outcome.value
-    return f"{when}  {state}" + (f" — {slot.reason}" if slot.reason else "")
+        state = (
+            _("%(state)s: %(reason)s", state=status, reason=slot.reason) if slot.reason else status
+        )
+        return _("%(state)s (recorded)", state=state)
+    if outcome is SlotOutcome.SENT:
+        if queued is None:
+            return _("sends if links are queued")
+        if not queued:
+            return _("skipped: nothing queued")
+        return cli_ngettext("sends (%(num)s link queued)", "sends (%(num)s links queued)", queued)
+    if outcome is SlotOutcome.DELAYED and slot.send_at is not None:
+        return _("delayed to %(when)s", when=format_local(slot.send_at, config.timezone))
+    if outcome is SlotOutcome.PAUSED:
+        return _("paused: %(reason)s", reason=slot.reason or _("no reason given"))
+    if outcome is SlotOutcome.SKIPPED:
+        return _("skipped: %(reason)s", reason=slot.reason or _("no reason given"))
+    return status
 
 
 @schedule_group.command("pause")
