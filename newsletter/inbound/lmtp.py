@@ -15,6 +15,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
 from newsletter.errors import NotYetError
+from newsletter.mailserver import LoopServer
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +46,18 @@ class IntakeHandler:
         return "\r\n".join(status for _ in recipients)
 
 
-class LMTPIntake:
+class LMTPIntake(LoopServer):
     """An LMTP server (aiosmtpd) on ``host``:``port`` in the running asyncio loop."""
 
     def __init__(self, record: Recorder, host: str, port: int, max_bytes: int) -> None:
-        self.record, self.host, self.port, self.max_bytes = record, host, port, max_bytes
-        self.server: asyncio.Server | None = None
+        super().__init__(host, port)
+        self.handler, self.max_bytes = IntakeHandler(record), max_bytes
 
-    async def start(self) -> None:
-        handler = IntakeHandler(self.record)
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: LMTP(
-                handler,
-                hostname="newsletter-inbound",
-                data_size_limit=self.max_bytes,
-                decode_data=False,
-                loop=loop,
-            ),
-            host=self.host,
-            port=self.port,
+    def make_protocol(self, loop: asyncio.AbstractEventLoop) -> LMTP:
+        return LMTP(
+            self.handler,
+            hostname="newsletter-inbound",
+            data_size_limit=self.max_bytes,
+            decode_data=False,
+            loop=loop,
         )
-        sockets = self.server.sockets
-        if sockets and self.port == 0:
-            self.port = int(sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from newsletter.config import Config
 from newsletter.errors import NotFoundError
+from newsletter.mailserver import LoopServer
 
 CATCHER_HOST = "127.0.0.1"
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -122,37 +123,25 @@ def list_caught(folder: Path, limit: int = 200) -> list[CaughtMessage]:
     return listed
 
 
-class MailCatcher:
+class MailCatcher(LoopServer):
     """An aiosmtpd server on loopback in the running asyncio loop."""
 
     def __init__(self, folder: Path, port: int, host: str = CATCHER_HOST) -> None:
-        self.folder, self.host, self.port = folder, host, port
-        self.server: asyncio.Server | None = None
+        super().__init__(host, port)
+        self.folder, self.handler = folder, CatcherHandler(folder)
 
     async def start(self) -> None:
-        handler = CatcherHandler(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: SMTP(
-                handler,
-                hostname="newsletter-catcher",
-                data_size_limit=MAX_MESSAGE_BYTES,
-                decode_data=False,
-                loop=loop,
-            ),
-            host=self.host,
-            port=self.port,
-        )
-        sockets = self.server.sockets
-        if sockets and self.port == 0:
-            self.port = int(sockets[0].getsockname()[1])
+        await super().start()
 
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
+    def make_protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
+        return SMTP(
+            self.handler,
+            hostname="newsletter-catcher",
+            data_size_limit=MAX_MESSAGE_BYTES,
+            decode_data=False,
+            loop=loop,
+        )
 
 
 @asynccontextmanager
