@@ -279,7 +279,9 @@ def send_progress(session: Session, run_id: int, now: datetime) -> RunProgress:
 def recent_sends(session: Session, now: datetime, limit: int = RECENT_SENDS) -> list[SendSummary]:
     """The latest ``limit`` sends, newest first, with their progress and issue number."""
     runs = session.scalars(select(SendRun).order_by(SendRun.id.desc()).limit(limit)).all()
-    numbers = dict(session.execute(select(Issue.id, Issue.number)).tuples().all())
+    issue_ids = [run.issue_id for run in runs if run.issue_id is not None]
+    query = select(Issue.id, Issue.number).where(Issue.id.in_(issue_ids))
+    numbers = {row.id: row.number for row in session.execute(query)}
     return [
         SendSummary(run, numbers.get(run.issue_id or -1), run_progress(session, run.id, now))
         for run in runs
