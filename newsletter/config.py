@@ -63,6 +63,11 @@ class Config:
         return ZoneInfo(str(self.get("schedule", "timezone")))
 
     @property
+    def language(self) -> str:
+        """The language the list's pages and emails speak (``[list] language``)."""
+        return str(self.get("list", "language"))
+
+    @property
     def catcher_enabled(self) -> bool:
         return not self.get("smtp", "host")
 

@@ -293,7 +293,7 @@ def next_issue_number(session: Session) -> int:
 def issue_subject(config: Config, number: int, day: date) -> str:
     """``[list] subject_template`` with ``{number}`` and ``{date}`` filled in."""
     template = str(config.get("list", "subject_template"))
-    language = str(config.get("list", "language"))
+    language = config.language
     try:
         subject = template.format(number=number, date=format_date(day, language))
     except (KeyError, IndexError, ValueError):

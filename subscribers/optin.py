@@ -132,7 +132,7 @@ def request_subscription(
             name=cleaned_name,
             status=SubscriberStatus.PENDING,
             source=context.source,
-            language=str(config.get("list", "language")),
+            language=config.language,
             now=now,
         )
     if subscriber.status == SubscriberStatus.ACTIVE:

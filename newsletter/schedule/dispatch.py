@@ -70,7 +70,7 @@ def grace_of(config: Config) -> timedelta:
 
 def translator(config: Config) -> Gettext:
     """The gettext of ``[list] language``."""
-    return gettext(str(config.get("list", "language")))
+    return gettext(config.language)
 
 
 # --- reading the schedule's rows -------------------------------------------------------------
@@ -241,7 +241,7 @@ def _catch_up_intro(
 
 def catch_up_intro(config: Config, weeks: Sequence[date]) -> str:
     """The default intro of a catch-up issue, naming the weeks it covers."""
-    language = str(config.get("list", "language"))
+    language = config.language
     _ = gettext(language)
     listed = format_list((format_date(day, language) for day in weeks), language)
     return _("This issue catches up on the weeks of {weeks}.").format(weeks=listed)

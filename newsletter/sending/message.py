@@ -266,7 +266,7 @@ class MessageTemplate:
         """Build the shared parts. ``list_mail`` adds List-Id and List-Unsubscribe (digests and
         notices; not confirmations). ``test`` marks the subject as a preview. Raises
         ``HeaderInjectionError``/``InvalidInputError`` for a bad header value."""
-        language = str(config.get("list", "language"))
+        language = config.language
         subject = rendered.subject
         if test:
             _ = gettext(language)

@@ -100,7 +100,7 @@ def inline_css(html: str) -> str:
 
 def _common_context(config: Config) -> dict[str, Any]:
     return {
-        "language": str(config.get("list", "language")),
+        "language": config.language,
         "list_name": str(config.get("list", "name")),
         "postal_address": str(config.get("list", "postal_address")),
         "base_url": config.base_url,
@@ -114,7 +114,7 @@ def _common_context(config: Config) -> dict[str, Any]:
 
 
 def _render(config: Config, kind: str, context: Mapping[str, Any]) -> tuple[str, str]:
-    env = environment(str(config.get("list", "language")))
+    env = environment(config.language)
     try:
         html = env.get_template(f"{kind}.html").render(context)
         text = env.get_template(f"{kind}.txt").render(context)
@@ -136,7 +136,7 @@ def _normalise_text(text: str) -> str:
 
 
 def digest_context(config: Config, view: IssueView) -> dict[str, Any]:
-    language = str(config.get("list", "language"))
+    language = config.language
     intro = paragraphs(view.intro)
     return {
         **_common_context(config),

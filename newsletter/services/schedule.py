@@ -80,7 +80,7 @@ def start_pause_notice(session: Session, config: Config, pause: Pause, now: date
     """Start the send run of the pause notice (idempotent on its key)."""
     _ = translator(config)
     back = first_slot_on_or_after(schedule_of(config), pause.until)
-    language = str(config.get("list", "language"))
+    language = config.language
     until_text = format_date(back.astimezone(config.timezone).date(), language, weekday=True)
     subject = _("{name}: taking a break until {until}").format(
         name=str(config.get("list", "name")), until=until_text

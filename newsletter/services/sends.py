@@ -351,7 +351,7 @@ def cancel_send(session: Session, config: Config, run_id: int, now: datetime) ->
     ``ConflictError`` (a notice, a send that is running, or one that somebody already got:
     it can only be resumed)."""
     run, issue = _stuck_issue_run(session, run_id)
-    _ = gettext(str(config.get("list", "language")))
+    _ = gettext(config.language)
     links = content.issue_links(session, issue)
     content.requeue_links(session, links)
     for slot in session.scalars(select(Slot).where(Slot.issue_id == issue.id)):

@@ -115,7 +115,7 @@ def add_confirmed(
         name=name,
         status=SubscriberStatus.ACTIVE,
         source=source,
-        language=str(config.get("list", "language")),
+        language=config.language,
         now=now,
     )
     context = store.ConsentContext(source=source, detail="added by an editor")
@@ -159,7 +159,7 @@ def import_subscribers(
             rows,
             confirmed=options.confirmed,
             source=options.source,
-            language=str(config.get("list", "language")),
+            language=config.language,
             now=now,
         )
         # A dry run does all the work, then throws it away in one rollback.

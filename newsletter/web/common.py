@@ -133,15 +133,10 @@ def error_status(exc: NewsletterError) -> int:
     return 500
 
 
-def language_of(config: Config) -> str:
-    """The language the list's pages and emails speak."""
-    return str(config.get("list", "language"))
-
-
 def error_text(config: Config, exc: NewsletterError) -> str:
     """``exc`` as a web page shows it: in the list's language, its field named by a
     translated label (or left out), never by a CLI flag."""
-    _ = gettext(language_of(config))
+    _ = gettext(config.language)
 
     def label(where: str) -> str:
         known = FIELD_LABELS.get(where)

@@ -18,15 +18,9 @@ from newsletter.web.security import CSRF_FIELD, csrf_token
 WEB_TEMPLATES = WEB_TEMPLATES_DIR
 
 
-def language_of(config: Config) -> str:
-    return str(config.get("list", "language"))
-
-
 def make_environment(config: Config) -> jinja2.Environment:
     """The page environment for ``config``'s language (autoescaped, strict undefined)."""
-    env = templating.make_environment(
-        WEB_TEMPLATES, language_of(config), autoescape=True, strict=True
-    )
+    env = templating.make_environment(WEB_TEMPLATES, config.language, autoescape=True, strict=True)
     env.globals["list_name"] = str(config.get("list", "name"))
     env.globals["csrf_field"] = CSRF_FIELD
     return env
@@ -43,7 +37,7 @@ def environment(request: Request) -> jinja2.Environment:
 
 
 def page_gettext(request: Request) -> Gettext:
-    return gettext(language_of(request.app.state.config))
+    return gettext(request.app.state.config.language)
 
 
 def render_page(

@@ -52,7 +52,7 @@ def _rows(session: Session, language: str) -> list[dict[str, Any]]:
 
 async def _page(request: Request, error: NewsletterError | None = None) -> Response:
     config: Config = request.app.state.config
-    language = str(config.get("list", "language"))
+    language = config.language
     rows = await run_db(request, lambda session: _rows(session, language))
     context = {"rows": rows, "bookmarklet": bookmarklet(config.base_url)}
     context.update(action_flash(request, DONE_MESSAGES, error))

@@ -37,7 +37,7 @@ def _policy(request: Request) -> FetchPolicy:
 
 
 def _gettext(request: Request) -> Gettext:
-    return gettext(str(request.app.state.config.get("list", "language")))
+    return gettext(request.app.state.config.language)
 
 
 def _notices(

@@ -64,10 +64,10 @@ def render_admin_page(
 ) -> HTMLResponse:
     """Render ``templates/web/admin/NAME`` with the request's editor, CSRF token and config."""
     config = request.app.state.config
-    env = environment(str(config.get("list", "language")))
+    env = environment(config.language)
     zone = config.timezone
 
-    language = str(config.get("list", "language"))
+    language = config.language
 
     def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return value.astimezone(zone).strftime(fmt) if value is not None else ""
