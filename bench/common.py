@@ -143,6 +143,12 @@ class Measured:
     seconds: float
     peak_rss_kb: int = 0
     note: str = ""
+    # CPU time (user + system) of the measured process(es), from ``wait4``; 0 when unknown.
+    cpu_seconds: float = 0.0
+
+    @property
+    def cpu_us_per_message(self) -> float:
+        return self.cpu_seconds / self.messages * 1e6 if self.messages else 0.0
 
     @property
     def rate(self) -> float:
@@ -171,9 +177,10 @@ def spawn(argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.
     return subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, bytes]:
+def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, bytes, float]:
     """Wait for ``proc`` (killing it after ``timeout`` s); return (exit status, peak RSS in KB
-    from ``wait4``'s rusage of that very process, its output)."""
+    from ``wait4``'s rusage of that very process, its output, its CPU seconds: user + system,
+    the steadier measure on a shared machine)."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     output = bytearray()
@@ -195,7 +202,8 @@ def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, bytes
     if rest:
         output += rest
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, int(usage.ru_maxrss), bytes(output)
+    cpu = float(usage.ru_utime + usage.ru_stime)
+    return proc.returncode, int(usage.ru_maxrss), bytes(output), cpu
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------

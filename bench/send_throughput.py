@@ -159,7 +159,7 @@ def run_ours(
     procs = [spawn(worker_argv(), env=clean_env(p)) for p in config_paths]
     results = [reap(proc, timeout) for proc in procs]
     seconds = time.perf_counter() - started
-    for status, _rss, output in results:
+    for status, _rss, output, _cpu in results:
         if status != 0:
             raise BenchFailure(f"{name}: sender exited {status}:\n{output.decode()[-3000:]}")
     received = sink.wait_for(before + prepared.recipients) - before
@@ -170,7 +170,8 @@ def run_ours(
         )
     rss = [r[1] for r in results]
     note = f"{len(procs)} process(es), peak RSS " + ", ".join(f"{kb / 1024:.0f} MB" for kb in rss)
-    return Measured(name, received, seconds, max(rss), note), rss
+    cpu = sum(r[3] for r in results)
+    return Measured(name, received, seconds, max(rss), note, cpu), rss
 
 
 def sqlite_phase(
@@ -220,7 +221,8 @@ def postgres_phase(
 
 def _line(m: Measured) -> str:
     rss = f"{m.peak_rss_kb / 1024:7.1f} MB" if m.peak_rss_kb else " " * 10
-    return f"  {m.name:<42} {m.messages:>8} msgs {m.seconds:8.1f} s {m.rate:9.1f} msg/s {rss}"
+    cpu = f" {m.cpu_us_per_message:6.0f} us CPU/msg" if m.cpu_seconds else ""
+    return f"  {m.name:<42} {m.messages:>8} msgs {m.seconds:8.1f} s {m.rate:9.1f} msg/s {rss}{cpu}"
 
 
 def report(results: dict[str, Any]) -> None:
