@@ -17,7 +17,7 @@ from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.models import Delivery
 from newsletter.sending.ledger import Claim
-from newsletter.sending.sender import BuildFn, RunMessage
+from newsletter.sending.builders import BuildFn, RunMessage
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.harness import RecordingHandler
 

@@ -17,8 +17,8 @@ import pytest
 from newsletter.config import Config
 from newsletter.errors import ConfigError, HeaderInjectionError, InvalidInputError
 from newsletter.sending.message import MessageTemplate, Recipient, check_header_value
-from newsletter.sending.render import RenderedEmail, render_digest
-from newsletter.sending.smtp import send_single
+from newsletter.sending.render import UNSUBSCRIBE_URL_PLACEHOLDER, RenderedEmail, render_digest
+from newsletter.sending.smtp import SMTPPool, relay_settings, send_single
 from tests.conftest import ConfigFactory
 from tests.harness import SMTPServer
 from tests.test_render import make_view
@@ -215,6 +215,49 @@ def test_bytes_arrive_unchanged_at_a_real_smtp_server(
     assert received.rcpt_tos == [RECIPIENT.email]
     assert received.data.rstrip(b"\r\n") == raw.rstrip(b"\r\n")
     assert not received.parsed().defects
+
+
+def test_prepared_payload_arrives_as_the_message_and_its_dkim_signature_verifies(
+    make_config: ConfigFactory, sqlite_url: str, tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """The DATA payload built from parts dot-stuffed once per run reaches a real SMTP server
+    as the message itself: lines starting with "." in shared and personal lines intact, the
+    body that of ``for_recipient``, and the DKIM signature verifies with dkimpy."""
+    key, public = _rsa_key(tmp_path)
+    cfg = make_config(
+        sqlite_url,
+        smtp_port=smtp_server.port,
+        smtp__dkim_key_file=str(key),
+        smtp__dkim_selector="sunday",
+    )
+    rendered = RenderedEmail(
+        subject="Points",
+        text=f".shared dot\n..two dots\n.{UNSUBSCRIBE_URL_PLACEHOLDER}\nend\n",
+        html=f'<p>a</p>\n.<a href="{UNSUBSCRIBE_URL_PLACEHOLDER}">u</a>\n.end\n',
+    )
+    template = MessageTemplate.prepare(cfg, rendered)
+    payload = template.payload_for_recipient(RECIPIENT, NOW)
+
+    async def send() -> None:
+        pool = SMTPPool(relay_settings(cfg), 1)
+        try:
+            assert await pool.send("liens@example.org", RECIPIENT.email, payload)
+        finally:
+            await pool.close()
+
+    asyncio.run(send())
+    received = smtp_server.wait_for(1)[0].data
+    assert received == payload.message()
+    expected = template.for_recipient(RECIPIENT, NOW)
+    assert received.partition(b"\r\n\r\n")[2] == expected.partition(b"\r\n\r\n")[2]
+    text = parse(received).get_body(("plain",))
+    assert text is not None
+    assert text.get_content().splitlines()[:3] == [".shared dot", "..two dots", "." + UNSUB]
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return b"v=DKIM1; k=rsa; p=" + public
+
+    assert dkim.verify(received, dnsfunc=dns)
 
 
 def test_unusable_dkim_key_names_the_setting(

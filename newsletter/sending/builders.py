@@ -26,10 +26,13 @@ from newsletter.config import Config
 from newsletter.errors import NewsletterError
 from newsletter.returnpath import ReturnPurpose, return_address
 from newsletter.sending.ledger import Claim
+from newsletter.sending.wire import Payload
 
 C = TypeVar("C")
+R = TypeVar("R")
 
-BuildFn = Callable[[Claim, datetime], bytes]
+# A recipient's message, or (faster: see ``sending.wire``) its DATA payload.
+BuildFn = Callable[[Claim, datetime], bytes | Payload]
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class MessageFactory(Protocol):
 
 
 def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
-    """Build each recipient's bytes with ``sending.message`` (render once, personalise the
+    """Build each recipient's payload with ``sending.message`` (render once, personalise the
     unsubscribe link per recipient)."""
     from newsletter.sending.message import MessageTemplate, Recipient
     from newsletter.sending.render import RenderedEmail
@@ -60,20 +63,43 @@ def default_message_factory(config: Config, message: RunMessage) -> BuildFn:
     template = MessageTemplate.prepare(config, rendered, list_mail=True)
     secret, base_url = config.secret_key, config.base_url
 
-    def build(claim: Claim, now: datetime) -> bytes:
+    def build(claim: Claim, now: datetime) -> Payload:
         token = make_unsubscribe_token(secret, claim.subscriber_id)
         # The mailto: unsubscribe is a signed return address (issue 10: the return path).
         mailto = return_address(
             config, ReturnPurpose.UNSUBSCRIBE, message.run_id, claim.subscriber_id
         )
         recipient = Recipient(claim.email, claim.name, f"{base_url}/u/{token}", mailto)
-        return template.for_recipient(recipient, now)
+        return template.payload_for_recipient(recipient, now)
 
     return build
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One recipient's message, ready for the SMTP transaction."""
+
+    envelope_from: str  # the signed bounce address (VERP) of this delivery
+    payload: Payload
+
+
+def outgoing_builder(
+    config: Config, run_id: int, build: BuildFn
+) -> Callable[[Claim, datetime], Outgoing]:
+    """``build`` with the rest of the per-recipient work (the bounce address's HMAC, the
+    payload of a builder that returns plain bytes) done on the build thread too."""
+
+    def outgoing(claim: Claim, now: datetime) -> Outgoing:
+        data = build(claim, now)
+        payload = data if isinstance(data, Payload) else Payload.of(data)
+        envelope = return_address(config, ReturnPurpose.BOUNCE, run_id, claim.subscriber_id)
+        return Outgoing(envelope, payload)
+
+    return outgoing
+
+
 # A built message, or why this recipient's values could not make one.
-Built = bytes | NewsletterError
+Built = Outgoing | NewsletterError
 
 
 def default_threads() -> int:
@@ -92,8 +118,8 @@ class BuildPool:
         self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="build")
 
     async def build(
-        self, build: Callable[[C, datetime], bytes], items: Sequence[C], now: datetime
-    ) -> list[Built]:
+        self, build: Callable[[C, datetime], R], items: Sequence[C], now: datetime
+    ) -> list[R | NewsletterError]:
         """``build(item, now)`` for each item, in order, on a worker thread; an item whose
         build raised ``NewsletterError`` gets that error in its place."""
         loop = asyncio.get_running_loop()
@@ -104,9 +130,9 @@ class BuildPool:
 
 
 def _build_each(
-    build: Callable[[C, datetime], bytes], items: Sequence[C], now: datetime
-) -> list[Built]:
-    built: list[Built] = []
+    build: Callable[[C, datetime], R], items: Sequence[C], now: datetime
+) -> list[R | NewsletterError]:
+    built: list[R | NewsletterError] = []
     for item in items:
         try:
             built.append(build(item, now))

@@ -34,6 +34,7 @@ from newsletter.sending.render import (
     UNSUBSCRIBE_URL_PLACEHOLDER,
     RenderedEmail,
 )
+from newsletter.sending.wire import Payload, stuff_lines
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -107,8 +108,21 @@ def qp(text: str) -> bytes:
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", CRLF)
 
 
-# A body part is a sequence of pre-encoded bytes and lines still holding placeholders.
-Chunk = bytes | str
+@dataclass(frozen=True)
+class StaticRun:
+    """Body lines that are the same for every recipient, QP-encoded once, as they are and
+    dot-stuffed for the wire."""
+
+    plain: bytes
+    wire: bytes
+
+    @classmethod
+    def of(cls, data: bytes) -> StaticRun:
+        return cls(data, stuff_lines(data))
+
+
+# A body part is a sequence of pre-encoded runs and lines still holding placeholders.
+Chunk = StaticRun | str
 
 
 def compile_body(text: str) -> tuple[Chunk, ...]:
@@ -121,20 +135,20 @@ def compile_body(text: str) -> tuple[Chunk, ...]:
     for line in text.splitlines(keepends=True):
         if UNSUBSCRIBE_URL_PLACEHOLDER in line or RECIPIENT_EMAIL_PLACEHOLDER in line:
             if static:
-                chunks.append(qp("".join(static)))
+                chunks.append(StaticRun.of(qp("".join(static))))
                 static = []
             chunks.append(line)
         else:
             static.append(line)
     if static:
-        chunks.append(qp("".join(static)))
+        chunks.append(StaticRun.of(qp("".join(static))))
     return tuple(chunks)
 
 
-def _personalise(chunks: tuple[Chunk, ...], values: dict[str, str]) -> list[bytes]:
-    out: list[bytes] = []
+def _personalise(chunks: tuple[Chunk, ...], values: dict[str, str]) -> list[StaticRun | bytes]:
+    out: list[StaticRun | bytes] = []
     for chunk in chunks:
-        if isinstance(chunk, bytes):
+        if isinstance(chunk, StaticRun):
             out.append(chunk)
             continue
         for placeholder, value in values.items():
@@ -254,9 +268,9 @@ class MessageTemplate:
     list_mail: bool
     text_chunks: tuple[Chunk, ...]
     html_chunks: tuple[Chunk, ...]
-    text_open: bytes
-    html_open: bytes
-    close: bytes
+    text_open: StaticRun
+    html_open: StaticRun
+    close: StaticRun
     signer: Signer | None = None
 
     @classmethod
@@ -307,9 +321,9 @@ class MessageTemplate:
             list_mail=list_mail,
             text_chunks=compile_body(rendered.text),
             html_chunks=compile_body(rendered.html),
-            text_open=f"--{boundary}\r\n{part.format('plain')}".encode("ascii"),
-            html_open=f"\r\n--{boundary}\r\n{part.format('html')}".encode("ascii"),
-            close=f"\r\n--{boundary}--\r\n".encode("ascii"),
+            text_open=StaticRun.of(f"--{boundary}\r\n{part.format('plain')}".encode("ascii")),
+            html_open=StaticRun.of(f"\r\n--{boundary}\r\n{part.format('html')}".encode("ascii")),
+            close=StaticRun.of(f"\r\n--{boundary}--\r\n".encode("ascii")),
             signer=dkim_signer(config),
         )
 
@@ -319,12 +333,32 @@ class MessageTemplate:
         Raises ``HeaderInjectionError`` for CR/LF in the recipient's values and
         ``InvalidInputError`` for an unusable address or a list mail without unsubscribe URL.
         """
+        head, body = self._parts(recipient, now)
+        message = head + b"".join([p.plain if isinstance(p, StaticRun) else p for p in body])
+        if self.signer is not None:
+            message = self.signer(message) + message
+        return message
+
+    def payload_for_recipient(self, recipient: Recipient, now: datetime) -> Payload:
+        """What ``for_recipient`` returns, as the DATA payload (``Payload``): the shared
+        body runs were dot-stuffed once, so only this recipient's lines are. Raises as
+        ``for_recipient`` does."""
+        head, body = self._parts(recipient, now)
+        signature = b""
+        if self.signer is not None:
+            plain = [p.plain if isinstance(p, StaticRun) else p for p in body]
+            signature = stuff_lines(self.signer(head + b"".join(plain)))
+        wire = [p.wire if isinstance(p, StaticRun) else stuff_lines(p) for p in body]
+        return Payload(b"".join([signature, stuff_lines(head), *wire, b".\r\n"]))
+
+    def _parts(self, recipient: Recipient, now: datetime) -> tuple[bytes, list[StaticRun | bytes]]:
+        """The header block (with its blank line) and the body's parts for ``recipient``."""
         to = encode_address(recipient.name, recipient.email, "recipient")
         url = check_header_value(recipient.unsubscribe_url, "unsubscribe URL")
         if self.list_mail and not url:
             raise InvalidInputError("a list message needs an unsubscribe URL", "recipient")
         message_id = f"<{os.urandom(16).hex()}@{self.id_domain}>"
-        parts = [
+        head = [
             self.head_from,
             b"To: " + to.encode("ascii") + CRLF,
             self.head_subject,
@@ -337,16 +371,13 @@ class MessageTemplate:
             if recipient.unsubscribe_mailto:
                 address = check_header_value(recipient.unsubscribe_mailto, "unsubscribe mailto")
                 mailto = f"<mailto:{address}?subject=unsubscribe>"
-            parts.append(f"List-Unsubscribe: <{url}>,\r\n {mailto}\r\n".encode())
-        parts.append(self.head_tail)
-        parts.append(self.text_open)
+            head.append(f"List-Unsubscribe: <{url}>,\r\n {mailto}\r\n".encode())
+        head.append(self.head_tail)
+        body: list[StaticRun | bytes] = [self.text_open]
         plain = {UNSUBSCRIBE_URL_PLACEHOLDER: url, RECIPIENT_EMAIL_PLACEHOLDER: recipient.email}
-        parts += _personalise(self.text_chunks, plain)
-        parts.append(self.html_open)
+        body += _personalise(self.text_chunks, plain)
+        body.append(self.html_open)
         escaped = {key: html.escape(value, quote=True) for key, value in plain.items()}
-        parts += _personalise(self.html_chunks, escaped)
-        parts.append(self.close)
-        message = b"".join(parts)
-        if self.signer is not None:
-            message = self.signer(message) + message
-        return message
+        body += _personalise(self.html_chunks, escaped)
+        body.append(self.close)
+        return b"".join(head), body

@@ -28,15 +28,15 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.errors import NewsletterError
-from newsletter.returnpath import ReturnPurpose, return_address
 from newsletter.sending.breaker import CircuitBreaker
 from newsletter.sending.builders import (
-    BuildFn,
     BuildPool,
     Built,
     MessageFactory,
+    Outgoing,
     RunMessage,
     default_message_factory,
+    outgoing_builder,
 )
 from newsletter.sending.ledger import (
     Claim,
@@ -150,7 +150,7 @@ class Sender:
             secret=config.secret_key,
         )
         self.owner = Owner.this_process()
-        self.builders: dict[int, BuildFn] = {}
+        self.builders: dict[int, Callable[[Claim, datetime], Outgoing]] = {}
         self.breaker_paused: set[int] = set()
         # Claim tokens whose leases the heartbeat renews: None while the batch is being sent,
         # then when it ended (its last outcomes may still wait for the group commit).
@@ -281,10 +281,9 @@ class Sender:
             return await self.gate.still_subscribed(claim.subscriber_id)
 
         try:
-            envelope = return_address(
-                self.config, ReturnPurpose.BOUNCE, run_id, claim.subscriber_id
+            sent = await self.pool.send(
+                data.envelope_from, claim.email, data.payload, still_subscribed
             )
-            sent = await self.pool.send(envelope, claim.email, data, still_subscribed)
         except ConnectionFailure as exc:
             self.breaker.record(run_id, False, exc.message)
             return DeliveryOutcome(claim, DeliveryOutcomeKind.RELEASED, exc.message)
@@ -318,7 +317,8 @@ class Sender:
             try:
                 if message is not None and run_id not in self.builders:
                     try:
-                        self.builders[run_id] = self.factory(self.config, message)
+                        build = self.factory(self.config, message)
+                        self.builders[run_id] = outgoing_builder(self.config, run_id, build)
                     except NewsletterError as exc:
                         # Nobody can get this message (a bad setting, say): pause, lose nothing.
                         reason = f"cannot prepare the message: {exc.message}"

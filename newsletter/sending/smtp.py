@@ -16,6 +16,8 @@ import aiosmtplib
 
 from newsletter.config import Config
 from newsletter.errors import DeliveryError
+from newsletter.sending.pipelining import PipelinedSession
+from newsletter.sending.wire import Payload
 
 MAX_ERROR = 500  # characters of a relay's reply kept in a failure (the stored error's size)
 
@@ -119,35 +121,24 @@ async def send_single(
         raise failure("%(address)s: %(code)s %(reply)s", address=address, code=code, reply=message)
 
 
-def dot_stuff(data: bytes) -> bytes:
-    """The DATA payload for ``data``, wire bytes with CRLF line ends (as ``sending.message``
-    builds them): every line starting with "." gets another (RFC 5321 4.5.2), and the
-    terminating CRLF "." CRLF is appended."""
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    data = data.replace(b"\r\n.", b"\r\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    return data + b".\r\n"
-
-
 def _plain_address(address: str) -> bool:
     return address.isascii() and not any(c in address for c in "<> \t\r\n\0")
 
 
 async def send_prepared(
-    client: aiosmtplib.SMTP, envelope_from: str, recipient: str, data: bytes
+    client: aiosmtplib.SMTP, envelope_from: str, recipient: str, payload: Payload
 ) -> dict[str, aiosmtplib.SMTPResponse]:
-    """One mail transaction (MAIL, RCPT, DATA) for one recipient on a connected client;
-    returns ``sendmail``'s error mapping (empty: accepted). Raises aiosmtplib's errors.
+    """One mail transaction (MAIL, RCPT, DATA) for one recipient on a connected client
+    whose relay does not offer PIPELINING; returns ``sendmail``'s error mapping (empty:
+    accepted). Raises aiosmtplib's errors.
 
     aiosmtplib's ``sendmail`` rewrites line endings and dot-stuffs with regular expressions,
     up to three passes over the message: ~1.7 ms for a 90 KB digest on the benchmark machine,
-    half of the sender's CPU time. Our bytes are CRLF already, so one ``bytes.replace``
-    does. Addresses that need SMTPUTF8 or look odd still go through ``sendmail``."""
+    half of the sender's CPU time. Our payload is stuffed already. Addresses that need
+    SMTPUTF8 or look odd still go through ``sendmail``."""
     protocol = client.protocol
     if protocol is None or not (_plain_address(envelope_from) and _plain_address(recipient)):
-        return await _sendmail(client, envelope_from, recipient, data)
+        return await _sendmail(client, envelope_from, recipient, payload.message())
     if client.is_ehlo_or_helo_needed:
         await client.ehlo()
     reply = await client.execute_command(b"MAIL", b"FROM:<" + envelope_from.encode() + b">")
@@ -161,7 +152,7 @@ async def send_prepared(
         raise aiosmtplib.SMTPDataError(reply.code, reply.message)
     # The client is this task's alone (the pool hands each connection to one sender at a
     # time), so writing the payload and reading the reply directly cannot interleave.
-    protocol.write(dot_stuff(data))
+    protocol.write(payload.wire)
     reply = await protocol.read_response(timeout=client.timeout)
     if reply.code != 250:
         raise aiosmtplib.SMTPDataError(reply.code, reply.message)
@@ -185,8 +176,13 @@ async def _sendmail(
     return errors
 
 
+SMTPSession = aiosmtplib.SMTP | PipelinedSession
+
+
 class SMTPPool:
     """Up to ``size`` persistent connections to one relay, shared by the sender's workers.
+    With a relay that offers PIPELINING (most do), each connection is a ``PipelinedSession``:
+    two round trips per message instead of four.
 
     A connection that fails in any way is dropped, so the next message gets a fresh one; a
     connection that worked goes back to the pool for the next message.
@@ -195,35 +191,40 @@ class SMTPPool:
     def __init__(self, relay: RelaySettings, size: int) -> None:
         self.relay = relay
         self._slots = asyncio.Semaphore(max(size, 1))
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._idle: list[SMTPSession] = []
         self.connections_opened = 0
 
     async def send(
         self,
         envelope_from: str,
         recipient: str,
-        data: bytes,
+        data: bytes | Payload,
         confirm: Callable[[], Awaitable[bool]] | None = None,
     ) -> bool:
-        """Send ``data`` to one recipient; ``confirm``, when given, is asked last, on a ready
-        connection just before the MAIL command, and False from it sends nothing (returns
-        False). Raises ``ConnectionFailure`` when no connection could be opened,
-        ``TemporaryFailure`` for a 4xx or a dropped connection and ``PermanentFailure`` for a
-        5xx."""
+        """Send ``data`` (a message, or its ``Payload``) to one recipient; ``confirm``, when
+        given, is asked last, on a ready connection just before the MAIL command, and False
+        from it sends nothing (returns False). Raises ``ConnectionFailure`` when no
+        connection could be opened, ``TemporaryFailure`` for a 4xx or a dropped connection
+        and ``PermanentFailure`` for a 5xx."""
+        payload = data if isinstance(data, Payload) else Payload.of(data)
         async with self._slots:
-            client = await self._take()
+            session = await self._take()
             try:
                 go = confirm is None or await confirm()
             except BaseException:
-                self._idle.append(client)
+                self._idle.append(session)
                 raise
             if not go:
-                self._idle.append(client)
+                self._idle.append(session)
                 return False
             try:
-                errors = await send_prepared(client, envelope_from, recipient, data)
+                errors: dict[str, aiosmtplib.SMTPResponse] = {}
+                if isinstance(session, PipelinedSession):
+                    await session.send(envelope_from, recipient, payload.wire)
+                else:
+                    errors = await send_prepared(session, envelope_from, recipient, payload)
             except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError) as exc:
-                await self._drop(client)
+                session.close()
                 refused = classify(exc)
                 if isinstance(refused, PermanentFailure):
                     raise MessageRejected(
@@ -232,9 +233,10 @@ class SMTPPool:
                     ) from None
                 raise refused from None
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                await self._drop(client)
+                # The connection is in an unknown state: close it without a polite QUIT.
+                session.close()
                 raise classify(exc) from None
-            self._idle.append(client)
+            self._idle.append(session)
         if errors:
             address, (code, message) = next(iter(errors.items()))
             failure = PermanentFailure if 500 <= code < 600 else TemporaryFailure
@@ -246,33 +248,32 @@ class SMTPPool:
             )
         return True
 
-    async def _take(self) -> aiosmtplib.SMTP:
+    async def _take(self) -> SMTPSession:
         while self._idle:
-            client = self._idle.pop()
-            if client.is_connected:
-                return client
+            session = self._idle.pop()
+            if session.is_connected:
+                return session
         client = make_client(self.relay)
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:
+                await client.ehlo()
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            await self._drop(client)
+            client.close()
             failure = classify(exc)
             raise ConnectionFailure(failure.key, **failure.values) from None
         self.connections_opened += 1
+        if client.supports_extension("pipelining"):
+            return PipelinedSession(client)
         return client
-
-    @staticmethod
-    async def _drop(client: aiosmtplib.SMTP) -> None:
-        # The connection is in an unknown state: close it without a polite QUIT.
-        client.close()
 
     async def close(self) -> None:
         """QUIT every idle connection (errors ignored: we are leaving anyway)."""
         idle, self._idle = self._idle, []
-        for client in idle:
+        for session in idle:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
-                await client.quit()
-            client.close()
+                await session.quit()
+            session.close()
 
 
 class SendPacer:
