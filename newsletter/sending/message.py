@@ -18,7 +18,7 @@ import html
 import os
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -157,11 +157,8 @@ def _personalise(chunks: tuple[Chunk, ...], values: dict[str, str]) -> list[Stat
     return out
 
 
-Signer = Callable[[bytes], bytes]
-
-
-def dkim_signer(config: Config) -> Signer | None:
-    """A function returning the DKIM-Signature header line for a message, when
+def dkim_signer(config: Config) -> DKIMSigner | None:
+    """The signer that returns the DKIM-Signature header line for a message, when
     ``[smtp] dkim_key_file`` is set. Raises ``ConfigError`` for an unusable key or selector."""
     key_file = str(config.get("smtp", "dkim_key_file"))
     if not key_file:
@@ -174,7 +171,7 @@ def dkim_signer(config: Config) -> Signer | None:
         )
     from_address = str(config.get("list", "from_address"))
     domain = str(config.get("smtp", "dkim_domain")) or from_address.rpartition("@")[2]
-    return DKIMSigner(load_dkim_key(path, config), selector, domain).sign
+    return DKIMSigner(load_dkim_key(path, config), selector, domain)
 
 
 def load_dkim_key(path: Path, config: Config) -> RSAPrivateKey:
@@ -223,22 +220,43 @@ class DKIMSigner:
         self.key, self.selector, self.domain = key, selector, domain
 
     def sign(self, message: bytes) -> bytes:
+        """The DKIM-Signature header line (with its CRLF) for ``message``."""
+        head, _, body = message.partition(CRLF + CRLF)
+        return self.sign_parts(head + CRLF + CRLF, [body])
+
+    def sign_parts(self, head: bytes, body: Sequence[bytes]) -> bytes:
+        """``sign`` for the message ``head`` (the header block with its blank line) followed
+        by the concatenation of ``body``, hashed part by part: no copy of the body is made
+        (the parts of ``MessageTemplate``'s messages are shared by every recipient)."""
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
-        head, _, body = message.partition(CRLF + CRLF)
-        fields = _header_fields(head)
-        body = body.rstrip(CRLF) + CRLF if body.strip(CRLF) else CRLF  # simple body
+        fields = _header_fields(head[: -len(CRLF + CRLF)])
         names = [name for name in DKIM_HEADERS if name.lower() in fields]
         tags = (
             f"v=1; a=rsa-sha256; c=relaxed/simple; d={self.domain}; s={self.selector};\r\n"
             f"\th={':'.join(n.decode() for n in names)};\r\n"
-            f"\tbh={base64.b64encode(hashlib.sha256(body).digest()).decode()};\r\n\tb="
+            f"\tbh={base64.b64encode(_simple_body_hash(body)).decode()};\r\n\tb="
         ).encode("ascii")
         signed = b"".join(_relaxed_header(n, fields[n.lower()]) + CRLF for n in names)
         signed += _relaxed_header(b"DKIM-Signature", b" " + tags)
         signature = self.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
         return b"DKIM-Signature: " + tags + base64.b64encode(signature) + CRLF
+
+
+def _simple_body_hash(body: Sequence[bytes]) -> bytes:
+    """SHA-256 of the body in the "simple" canonical form (RFC 6376 3.4.3): trailing empty
+    lines removed, one CRLF at the end (an empty body is one CRLF)."""
+    parts = [part for part in body if part]
+    last = parts[-1] if parts else b""
+    if not (len(last) > 2 and last.endswith(CRLF) and last[-3:-2] not in (b"\r", b"\n")):
+        # Not already canonical (rare for our messages): canonicalise a joined copy.
+        whole = b"".join(parts)
+        parts = [whole.rstrip(CRLF) + CRLF if whole.strip(CRLF) else CRLF]
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.digest()
 
 
 def _header_fields(head: bytes) -> dict[bytes, bytes]:
@@ -271,7 +289,7 @@ class MessageTemplate:
     text_open: StaticRun
     html_open: StaticRun
     close: StaticRun
-    signer: Signer | None = None
+    signer: DKIMSigner | None = None
 
     @classmethod
     def prepare(
@@ -336,7 +354,7 @@ class MessageTemplate:
         head, body = self._parts(recipient, now)
         message = head + b"".join([p.plain if isinstance(p, StaticRun) else p for p in body])
         if self.signer is not None:
-            message = self.signer(message) + message
+            message = self.signer.sign(message) + message
         return message
 
     def payload_for_recipient(self, recipient: Recipient, now: datetime) -> Payload:
@@ -347,7 +365,7 @@ class MessageTemplate:
         signature = b""
         if self.signer is not None:
             plain = [p.plain if isinstance(p, StaticRun) else p for p in body]
-            signature = stuff_lines(self.signer(head + b"".join(plain)))
+            signature = stuff_lines(self.signer.sign_parts(head, plain))
         wire = [p.wire if isinstance(p, StaticRun) else stuff_lines(p) for p in body]
         return Payload(b"".join([signature, stuff_lines(head), *wire, b".\r\n"]))
 
