@@ -26,7 +26,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from newsletter.db import READ_ONLY
@@ -75,18 +87,72 @@ def pid_running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+# The claim's statements, built once: a claim is a handful of cheap indexed queries, and
+# building them with the ORM at every claim cost more CPU than SQLite's work.
+_DELIVERY = Delivery.__table__
+_SUBSCRIBER = Subscriber.__table__
+assert isinstance(_DELIVERY, Table) and isinstance(_SUBSCRIBER, Table)
+_D = _DELIVERY.c
+_RUN_STATUS = select(SendRun.status).where(SendRun.id == bindparam("run_id"))
+_STOPPED = (
+    select(_D.claim_pid)
+    .where(
+        _D.run_id == bindparam("run_id"),
+        _D.status == DeliveryStatus.SENDING,
+        _D.claim_host == bindparam("host"),
+    )
+    .distinct()
+)
+_ACTIVE_NAMES = select(_SUBSCRIBER.c.id, _SUBSCRIBER.c.name).where(
+    _SUBSCRIBER.c.id.in_(bindparam("ids", expanding=True)),
+    _SUBSCRIBER.c.status == SubscriberStatus.ACTIVE,
+)
+_TAKE = (
+    update(_DELIVERY)
+    .where(_D.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=DeliveryStatus.SENDING,
+        lease_until=bindparam("lease_until"),
+        updated_at=bindparam("now"),
+        claim_token=bindparam("token"),
+        claim_host=bindparam("host"),
+        claim_pid=bindparam("pid"),
+    )
+)
+_SKIP = (
+    update(_DELIVERY)
+    .where(_D.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=DeliveryStatus.SKIPPED,
+        lease_until=None,
+        updated_at=bindparam("now"),
+        last_error=NOT_SUBSCRIBED,
+    )
+)
+
+
+def _due(state: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(
+            _D.id, _D.subscriber_id, _D.email, _D.attempts, _D.status, _D.claim_pid, _D.claim_host
+        )
+        .where(_D.run_id == bindparam("run_id"), state)
+        .order_by(_D.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True, of=_DELIVERY)
+    )
+
+
+# Rows held by a sender whose lease ran out, due retries, pending rows (see ``_due_rows``).
+_DUE_EXPIRED = _due(and_(_D.status == DeliveryStatus.SENDING, _D.lease_until < bindparam("now")))
+_DUE_RETRY = _due(and_(_D.status == DeliveryStatus.RETRY, _D.next_attempt_at <= bindparam("now")))
+_DUE_PENDING = _due(_D.status == DeliveryStatus.PENDING)
+
+
 def stopped_pids(session: Session, run_id: int, owner: Owner) -> list[int]:
     """Pids on ``owner``'s host holding ``sending`` rows of ``run_id`` that are not running."""
-    pids = session.scalars(
-        select(Delivery.claim_pid)
-        .where(
-            Delivery.run_id == run_id,
-            Delivery.status == DeliveryStatus.SENDING,
-            Delivery.claim_host == owner.host,
-        )
-        .distinct()
-    )
-    return [pid for pid in pids if pid is not None and pid != owner.pid and not pid_running(pid)]
+    pids = session.connection().execute(_STOPPED, {"run_id": run_id, "host": owner.host})
+    return [pid for (pid,) in pids if pid is not None and pid != owner.pid and not pid_running(pid)]
 
 
 def claim_batch(
@@ -106,7 +172,8 @@ def claim_batch(
     UPDATE SKIP LOCKED`` so concurrent workers take disjoint batches; SQLite serialises
     writers with ``BEGIN IMMEDIATE``."""
     owner = owner or Owner.this_process()
-    status = session.scalar(select(SendRun.status).where(SendRun.id == run_id))
+    connection = session.connection()
+    status = connection.execute(_RUN_STATUS, {"run_id": run_id}).scalar()
     if status != RunStatus.RUNNING:
         return []
     rows = _due_rows(session, run_id, limit, now, owner.host, stopped_pids(session, run_id, owner))
@@ -122,29 +189,11 @@ def claim_batch(
     ]
     skipped = [r.id for r in rows if r.subscriber_id not in people]
     if skipped:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(skipped))
-            .values(
-                status=DeliveryStatus.SKIPPED,
-                lease_until=None,
-                updated_at=now,
-                last_error=NOT_SUBSCRIBED,
-            )
-        )
+        connection.execute(_SKIP, {"ids": skipped, "now": now})
     if claims:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_([c.delivery_id for c in claims]))
-            .values(
-                status=DeliveryStatus.SENDING,
-                lease_until=now + lease,
-                updated_at=now,
-                claim_token=token,
-                claim_host=owner.host,
-                claim_pid=owner.pid,
-            )
-        )
+        values = {"lease_until": now + lease, "now": now, "token": token}
+        values |= {"host": owner.host, "pid": owner.pid, "ids": [c.delivery_id for c in claims]}
+        connection.execute(_TAKE, values)
     return claims
 
 
@@ -248,34 +297,19 @@ def _due_rows(
     each state: one query per state, each an ordered range of ``ix_delivery_run_status`` that
     stops at ``limit``. (One OR across the states made SQLite read and sort every row of the
     run at each claim: quadratic in the number of recipients.)"""
-    taken_back: ColumnElement[bool] = Delivery.lease_until < now
+    states = [_DUE_EXPIRED, _DUE_RETRY, _DUE_PENDING]
     if stopped:
-        gone = and_(Delivery.claim_host == host, Delivery.claim_pid.in_(stopped))
-        taken_back = or_(taken_back, gone)
-    states = (
-        and_(Delivery.status == DeliveryStatus.SENDING, taken_back),
-        and_(Delivery.status == DeliveryStatus.RETRY, Delivery.next_attempt_at <= now),
-        Delivery.status == DeliveryStatus.PENDING,
-    )
+        # Rare (a sender of this host died): the same query, also taking its rows back.
+        gone = and_(_D.claim_host == host, _D.claim_pid.in_(stopped))
+        expired = _D.lease_until < bindparam("now")
+        states[0] = _due(and_(_D.status == DeliveryStatus.SENDING, or_(expired, gone)))
+    connection = session.connection()
     rows: list[DueRow] = []
     for state in states:
         if len(rows) >= limit:
             break
-        rows += session.execute(
-            select(
-                Delivery.id,
-                Delivery.subscriber_id,
-                Delivery.email,
-                Delivery.attempts,
-                Delivery.status,
-                Delivery.claim_pid,
-                Delivery.claim_host,
-            )
-            .where(Delivery.run_id == run_id, state)
-            .order_by(Delivery.id)
-            .limit(limit - len(rows))
-            .with_for_update(skip_locked=True, of=Delivery)
-        ).all()
+        params = {"run_id": run_id, "now": now, "limit": limit - len(rows)}
+        rows += connection.execute(state, params).all()
     return rows
 
 
@@ -298,7 +332,5 @@ def _count_recovered(session: Session, run_id: int, rows: list[DueRow], now: dat
 def _active_names(session: Session, subscriber_ids: Sequence[int]) -> dict[int, str]:
     if not subscriber_ids:
         return {}
-    query = select(Subscriber.id, Subscriber.name).where(
-        Subscriber.id.in_(subscriber_ids), Subscriber.status == SubscriberStatus.ACTIVE
-    )
-    return {row.id: row.name for row in session.execute(query)}
+    rows = session.connection().execute(_ACTIVE_NAMES, {"ids": list(subscriber_ids)})
+    return {row.id: row.name for row in rows}
