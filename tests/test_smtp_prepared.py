@@ -157,3 +157,40 @@ def test_addresses_needing_smtputf8_are_refused_by_a_relay_without_it(pipelining
     assert isinstance(results[0], PermanentFailure) and "SMTPUTF8" in str(results[0])
     assert results[1] is None
     assert handler.recipients() == ["ok@example.org"]
+
+
+class SlowHandler(RecordingHandler):
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if any(rcpt.startswith("slow") for rcpt in envelope.rcpt_tos):
+            await asyncio.sleep(1.0)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_reply_that_never_comes_is_a_temporary_failure_and_the_next_mail_goes(
+    pipelining: bool,
+) -> None:
+    """A relay that does not answer the payload within [smtp] timeout gives a
+    TemporaryFailure; the next message goes out on a fresh connection."""
+    handler = SlowHandler()
+    handler.pipelining = pipelining
+
+    async def send_two(port: int) -> list[Exception | None]:
+        pool = SMTPPool(RelaySettings("127.0.0.1", port, "none", "", "", 0.2), 1)
+        results: list[Exception | None] = []
+        try:
+            for rcpt in ("slow@example.org", "ok@example.org"):
+                try:
+                    await pool.send("liens@example.org", rcpt, MESSAGE)
+                    results.append(None)
+                except TemporaryFailure as exc:
+                    results.append(exc)
+        finally:
+            await pool.close()
+        return results
+
+    with SMTPServer(handler) as server:
+        results = asyncio.run(send_two(server.port))
+        received = server.wait_for(1)
+    assert isinstance(results[0], TemporaryFailure) and "timed out" in str(results[0]).lower()
+    assert results[1] is None
+    assert [m.rcpt_tos for m in received] == [["ok@example.org"]]

@@ -50,7 +50,8 @@ class ReplyReader(asyncio.Protocol):
                 self._reply_complete()
         if len(self._buffer) + sum(map(len, self._lines)) > MAX_REPLY:
             self._fail(aiosmtplib.SMTPResponseException(-1, "reply too long"))
-        self._wake()
+        if self._replies or self._error is not None:
+            self._wake()
 
     def _reply_complete(self) -> None:
         lines, self._lines = self._lines, []
@@ -92,17 +93,28 @@ class ReplyReader(asyncio.Protocol):
 
     async def read(self, timeout: float | None) -> SMTPResponse:
         """The next reply; raises ``SMTPServerDisconnected`` or ``SMTPReadTimeoutError``."""
-        while not self._replies:
-            if self._error is not None:
-                raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
+        if not self._replies and self._error is None:
+            # Usually the replies to MAIL, RCPT and DATA come in one segment: one wait for
+            # three replies, with a plain timer rather than ``wait_for`` and its task.
+            loop = asyncio.get_running_loop()
+            timer = None if timeout is None else loop.call_later(timeout, self._expire)
             try:
-                await asyncio.wait_for(self._waiter, timeout)
-            except TimeoutError:
-                raise aiosmtplib.SMTPReadTimeoutError("timed out waiting for a reply") from None
+                while not self._replies and self._error is None:
+                    self._waiter = loop.create_future()
+                    await self._waiter
             finally:
                 self._waiter = None
-        return self._replies.popleft()
+                if timer is not None:
+                    timer.cancel()
+        if self._replies:
+            return self._replies.popleft()
+        assert self._error is not None
+        raise self._error
+
+    def _expire(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            error = aiosmtplib.SMTPReadTimeoutError("timed out waiting for a reply")
+            self._waiter.set_exception(error)
 
 
 class PipelinedSession:
