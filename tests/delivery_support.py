@@ -16,8 +16,8 @@ from sqlalchemy import Engine, insert, select
 from newsletter.config import Config
 from newsletter.db import transaction
 from newsletter.models import Delivery
-from newsletter.sending.ledger import Claim
 from newsletter.sending.builders import BuildFn, RunMessage
+from newsletter.sending.ledger import Claim
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.harness import RecordingHandler
 

@@ -16,9 +16,9 @@ from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.db import make_engine, transaction, upgrade_database
 from newsletter.models import Delivery, RunStatus, SendRun
+from newsletter.sending.builders import BuildFn, RunMessage
 from newsletter.sending.ledger import Claim
 from newsletter.sending.runs import pause_run
-from newsletter.sending.builders import BuildFn, RunMessage
 from newsletter.sending.service import SenderOptions, resume_run, run_sender, start_send_run
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import ConfigFactory

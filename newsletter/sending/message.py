@@ -11,46 +11,26 @@ placeholder. The bytes are built here, not by ``email.generator``, so no library
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
+import dataclasses
 import html
 import os
-import re
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from newsletter.config import Config
-from newsletter.errors import ConfigError, HeaderInjectionError, InvalidInputError
+from newsletter.errors import HeaderInjectionError, InvalidInputError
 from newsletter.i18n import gettext
+from newsletter.sending.dkim import DKIMSigner, SharedBody, dkim_signer
 from newsletter.sending.render import (
     RECIPIENT_EMAIL_PLACEHOLDER,
     UNSUBSCRIBE_URL_PLACEHOLDER,
     RenderedEmail,
 )
-from newsletter.sending.wire import Payload, stuff_lines
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-
-CRLF = b"\r\n"
-# Headers DKIM signs: RFC 8058 needs List-Unsubscribe-Post signed (dkimpy's default omits it).
-DKIM_HEADERS = (
-    b"From",
-    b"To",
-    b"Subject",
-    b"Date",
-    b"Message-ID",
-    b"List-Id",
-    b"List-Unsubscribe",
-    b"List-Unsubscribe-Post",
-)
+from newsletter.sending.wire import CRLF, Payload, stuff_lines
 
 
 @dataclass(frozen=True)
@@ -157,122 +137,6 @@ def _personalise(chunks: tuple[Chunk, ...], values: dict[str, str]) -> list[Stat
     return out
 
 
-def dkim_signer(config: Config) -> DKIMSigner | None:
-    """The signer that returns the DKIM-Signature header line for a message, when
-    ``[smtp] dkim_key_file`` is set. Raises ``ConfigError`` for an unusable key or selector."""
-    key_file = str(config.get("smtp", "dkim_key_file"))
-    if not key_file:
-        return None
-    path = config.resolve_path(key_file)
-    selector = str(config.get("smtp", "dkim_selector"))
-    if not selector:
-        raise ConfigError(
-            "[smtp] dkim_selector in %(path)s: required with dkim_key_file", path=str(config.path)
-        )
-    from_address = str(config.get("list", "from_address"))
-    domain = str(config.get("smtp", "dkim_domain")) or from_address.rpartition("@")[2]
-    return DKIMSigner(load_dkim_key(path, config), selector, domain)
-
-
-def load_dkim_key(path: Path, config: Config) -> RSAPrivateKey:
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    places = {"path": str(config.path), "key_file": str(path)}
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as exc:
-        raise ConfigError(
-            "[smtp] dkim_key_file in %(path)s: cannot read %(key_file)s: %(error)s",
-            error=str(exc),
-            **places,
-        ) from None
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            "[smtp] dkim_key_file in %(path)s: %(key_file)s is not an unencrypted PEM private "
-            "key: %(error)s",
-            error=str(exc),
-            **places,
-        ) from None
-    if not isinstance(key, RSAPrivateKey):
-        raise ConfigError(
-            "[smtp] dkim_key_file in %(path)s: %(key_file)s must hold an RSA key", **places
-        )
-    return key
-
-
-_WSP = re.compile(rb"[ \t]+")
-
-
-def _relaxed_header(name: bytes, value: bytes) -> bytes:
-    # RFC 6376 3.4.2: lower-case name, unfold, collapse whitespace, trim.
-    unfolded = value.replace(b"\r\n", b"")
-    return name.strip().lower() + b":" + _WSP.sub(b" ", unfolded).strip()
-
-
-class DKIMSigner:
-    """rsa-sha256, c=relaxed/simple, over ``DKIM_HEADERS`` (those present). The RSA signature
-    is computed by OpenSSL (``cryptography``): about a millisecond per message, where a
-    pure-Python RSA (dkimpy's) costs tens of milliseconds, too slow for a 50,000-recipient run.
-    ``tests/test_message.py`` verifies the result with dkimpy."""
-
-    def __init__(self, key: RSAPrivateKey, selector: str, domain: str) -> None:
-        self.key, self.selector, self.domain = key, selector, domain
-
-    def sign(self, message: bytes) -> bytes:
-        """The DKIM-Signature header line (with its CRLF) for ``message``."""
-        head, _, body = message.partition(CRLF + CRLF)
-        return self.sign_parts(head + CRLF + CRLF, [body])
-
-    def sign_parts(self, head: bytes, body: Sequence[bytes]) -> bytes:
-        """``sign`` for the message ``head`` (the header block with its blank line) followed
-        by the concatenation of ``body``, hashed part by part: no copy of the body is made
-        (the parts of ``MessageTemplate``'s messages are shared by every recipient)."""
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-
-        fields = _header_fields(head[: -len(CRLF + CRLF)])
-        names = [name for name in DKIM_HEADERS if name.lower() in fields]
-        tags = (
-            f"v=1; a=rsa-sha256; c=relaxed/simple; d={self.domain}; s={self.selector};\r\n"
-            f"\th={':'.join(n.decode() for n in names)};\r\n"
-            f"\tbh={base64.b64encode(_simple_body_hash(body)).decode()};\r\n\tb="
-        ).encode("ascii")
-        signed = b"".join(_relaxed_header(n, fields[n.lower()]) + CRLF for n in names)
-        signed += _relaxed_header(b"DKIM-Signature", b" " + tags)
-        signature = self.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
-        return b"DKIM-Signature: " + tags + base64.b64encode(signature) + CRLF
-
-
-def _simple_body_hash(body: Sequence[bytes]) -> bytes:
-    """SHA-256 of the body in the "simple" canonical form (RFC 6376 3.4.3): trailing empty
-    lines removed, one CRLF at the end (an empty body is one CRLF)."""
-    parts = [part for part in body if part]
-    last = parts[-1] if parts else b""
-    if not (len(last) > 2 and last.endswith(CRLF) and last[-3:-2] not in (b"\r", b"\n")):
-        # Not already canonical (rare for our messages): canonicalise a joined copy.
-        whole = b"".join(parts)
-        parts = [whole.rstrip(CRLF) + CRLF if whole.strip(CRLF) else CRLF]
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
-    return digest.digest()
-
-
-def _header_fields(head: bytes) -> dict[bytes, bytes]:
-    """Header name (lower case) -> raw value, folding kept; the last one of a name wins."""
-    fields: dict[bytes, bytes] = {}
-    name = b""
-    for line in head.split(CRLF):
-        if line[:1] in (b" ", b"\t") and name:
-            fields[name] += CRLF + line
-        else:
-            raw_name, _, value = line.partition(b":")
-            name = raw_name.strip().lower()
-            fields[name] = value
-    return fields
-
-
 @dataclass(frozen=True)
 class MessageTemplate:
     """A rendered message with everything common to all recipients prepared once."""
@@ -290,6 +154,9 @@ class MessageTemplate:
     html_open: StaticRun
     close: StaticRun
     signer: DKIMSigner | None = None
+    # The hash of the body's leading parts that hold nothing personal (text before the first
+    # personal line: a third of a digest), computed once for every signature.
+    shared_body: SharedBody | None = None
 
     @classmethod
     def prepare(
@@ -329,7 +196,7 @@ class MessageTemplate:
             "Content-Type: text/{}; charset=utf-8\r\n"
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         )
-        return cls(
+        template = cls(
             id_domain=id_domain,
             head_from=line("From", encode_address(from_name, from_address, "[list] from_address")),
             head_subject=line("Subject", encode_subject(subject)),
@@ -344,6 +211,16 @@ class MessageTemplate:
             close=StaticRun.of(f"\r\n--{boundary}--\r\n".encode("ascii")),
             signer=dkim_signer(config),
         )
+        if template.signer is None:
+            return template
+        skeleton: list[Chunk] = [template.text_open, *template.text_chunks, template.html_open]
+        skeleton += [*template.html_chunks, template.close]
+        shared: list[bytes] = []
+        for piece in skeleton:
+            if not isinstance(piece, StaticRun):
+                break
+            shared.append(piece.plain)
+        return dataclasses.replace(template, shared_body=SharedBody.of(shared))
 
     def for_recipient(self, recipient: Recipient, now: datetime) -> bytes:
         """The full wire bytes (CRLF) of this message for ``recipient``, dated ``now``.
@@ -365,7 +242,7 @@ class MessageTemplate:
         signature = b""
         if self.signer is not None:
             plain = [p.plain if isinstance(p, StaticRun) else p for p in body]
-            signature = stuff_lines(self.signer.sign_parts(head, plain))
+            signature = stuff_lines(self.signer.sign_parts(head, plain, self.shared_body))
         wire = [p.wire if isinstance(p, StaticRun) else stuff_lines(p) for p in body]
         return Payload(b"".join([signature, stuff_lines(head), *wire, b".\r\n"]))
 

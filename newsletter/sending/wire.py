@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CRLF = b"\r\n"
+
 
 def stuff_lines(data: bytes) -> bytes:
     """``data`` (whole CRLF lines) with every line that starts with "." given another (RFC
