@@ -38,6 +38,9 @@ class OutcomeRecorder(Generic[Item]):
         self.lock = lock or asyncio.Lock()
         self.interval = interval
         self.limit = max(limit, 1)
+        # Half the limit: the next group fills while this one commits, so workers wait only
+        # when commits fall behind.
+        self._group_size = max(self.limit // 2, 1)
         self._pending: list[Item] = []
         self._writing = 0
         self._closed = False
@@ -51,7 +54,10 @@ class OutcomeRecorder(Generic[Item]):
         """Queue ``item``; returns once fewer than ``limit`` items wait for their commit."""
         async with self._changed:
             self._pending.append(item)
-            self._changed.notify_all()
+            # Only the committing task waits for items to arrive: it needs to know when the
+            # first one comes and when a group is full, not about every item in between.
+            if len(self._pending) in (1, self._group_size):
+                self._changed.notify_all()
             await self._changed.wait_for(lambda: self._uncommitted() < self.limit)
 
     async def flush(self) -> None:
@@ -76,10 +82,8 @@ class OutcomeRecorder(Generic[Item]):
             if not closing and self.interval > 0:
                 # Let the group fill for a moment, unless waiting tasks already fill it.
                 async with self._changed:
-                    # Half the limit: the next group fills while this one commits, so
-                    # workers wait only when commits fall behind.
                     full = lambda: (  # noqa: E731
-                        len(self._pending) >= max(self.limit // 2, 1) or self._closed
+                        len(self._pending) >= self._group_size or self._closed
                     )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._changed.wait_for(full), self.interval)
