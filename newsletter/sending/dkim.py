@@ -6,6 +6,7 @@ at once on the build threads."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -80,7 +81,10 @@ def load_dkim_key(path: Path, config: Config) -> RSAPrivateKey:
 _WSP = re.compile(rb"[ \t]+")
 
 
+@functools.lru_cache(maxsize=256)
 def _relaxed_header(name: bytes, value: bytes) -> bytes:
+    # Cached: From, Subject, List-Id and List-Unsubscribe-Post are the same in every message
+    # of a run (the values that change push out only each other).
     # RFC 6376 3.4.2: lower-case name, unfold, collapse whitespace, trim.
     unfolded = value.replace(b"\r\n", b"")
     return name.strip().lower() + b":" + _WSP.sub(b" ", unfolded).strip()

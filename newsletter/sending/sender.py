@@ -90,8 +90,8 @@ class SenderOptions:
     commit_interval: float = 0.01
     commit_limit: int = 16
     # Messages are built (and DKIM-signed) off the event loop on this many threads (default:
-    # one per CPU): the first ``build_ahead`` of a batch, then the rest in chunks three times
-    # that size while the previous chunk goes out (each chunk is one hand-off to a thread).
+    # one per CPU): the first ``build_ahead`` of a batch, then the rest in chunks twice that
+    # size while the previous chunk goes out (each chunk is one hand-off to a thread).
     build_threads: int | None = None
     build_ahead: int = 8
 
@@ -245,7 +245,7 @@ class Sender:
     async def _send_batch(self, run_id: int, claims: list[Claim]) -> None:
         build, ahead = self.builders[run_id], max(self.options.build_ahead, 1)
         chunks = [claims[:ahead]]
-        chunks += [claims[i : i + 3 * ahead] for i in range(ahead, len(claims), 3 * ahead)]
+        chunks += [claims[i : i + 2 * ahead] for i in range(ahead, len(claims), 2 * ahead)]
         # The messages of the next chunk are built on the pool while this chunk goes out.
         building = asyncio.ensure_future(self.build_pool.build(build, chunks[0], self.now_fn()))
         try:
