@@ -109,6 +109,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", "port", int, 8000, "Port `newsletter serve` listens on."),
     Setting(
         "web",
+        "access_log",
+        bool,
+        False,
+        "Log every request `serve` answers (address, method, path, status), with the tokens "
+        "of unsubscribe and confirmation links hidden. Off by default: the reverse proxy in "
+        "front usually keeps this log, and a line per one-click unsubscribe costs time when "
+        "thousands arrive after a send.",
+    ),
+    Setting(
+        "web",
         "trusted_proxies",
         str,
         "",
