@@ -9,14 +9,16 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import click
-from babel.core import default_locale
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from newsletter.cli.help import HelpCommand, HelpGroup
+from newsletter.cli.language import cli_gettext as cli_gettext
+from newsletter.cli.language import cli_language as cli_language
 from newsletter.config import Config, config_path_from, load_config
 from newsletter.db import current_revision, make_engine
 from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
-from newsletter.i18n import LANGUAGES, gettext, ngettext, translations
+from newsletter.i18n import gettext, ngettext, translations
 from newsletter.inputs import MAX_ID, parse_count
 from newsletter.templating import translator
 
@@ -46,20 +48,6 @@ CLI_FLAGS = {
     "yes": "--yes",
     "run": "--run",
 }
-
-
-def cli_language() -> str:
-    """The language the command line speaks: the user's locale (``LANGUAGE``, ``LC_ALL``,
-    ``LC_MESSAGES``, ``LANG``), as for any gettext program; English for a language the product
-    does not speak. (The list's language is for subscribers and its pages.)"""
-    found = default_locale("LC_MESSAGES") or "en"
-    language = found.split("_")[0]
-    return language if language in LANGUAGES else "en"
-
-
-def cli_gettext() -> Callable[[str], str]:
-    """The command line's ``gettext``, for rendering an error's key."""
-    return gettext(cli_language())
 
 
 def cli_ngettext(singular: str, plural: str, num: int) -> str:
@@ -140,8 +128,12 @@ class AppContext:
         return self._engine
 
 
-class NewsletterGroup(click.Group):
-    """Maps the product's errors to a one-line message and an exit code, never a traceback."""
+class NewsletterGroup(HelpGroup):
+    """Maps the product's errors to a one-line message and an exit code, never a traceback.
+    Its commands and groups show their help in the user's language (``newsletter.cli.help``)."""
+
+    command_class = HelpCommand
+    group_class = HelpGroup
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
