@@ -379,6 +379,23 @@ BOUNCE_SETTINGS: tuple[Setting, ...] = (
         20 * 1024 * 1024,
         "Largest inbound message the LMTP intake accepts, in bytes.",
     ),
+    Setting(
+        "bounces",
+        "keep_raw_days",
+        int,
+        90,
+        "Days the raw bytes of a handled inbound message (bounce, complaint, unsubscribe, "
+        "auto-reply) are kept; then they are removed, daily, and its row (classification, "
+        "action, dates, digest) stays for the figures. 0 keeps every message forever.",
+    ),
+    Setting(
+        "bounces",
+        "keep_unclassified_days",
+        int,
+        365,
+        "Days the raw bytes of an unclassified inbound message (one an editor should read) "
+        "are kept; never fewer than `keep_raw_days`. 0 keeps them forever.",
+    ),
     Setting("bounces", "imap_host", str, "", "IMAP server of the bounce mailbox; empty for none."),
     Setting("bounces", "imap_port", int, 993, "IMAP port (993 for `tls`, 143 otherwise)."),
     Setting(

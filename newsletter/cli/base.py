@@ -43,6 +43,7 @@ CLI_FLAGS = {
     "position": "POSITION",
     "number": "NUMBER",
     "yes": "--yes",
+    "days": "--days",
     "run": "--run",
 }
 

@@ -2,7 +2,9 @@
 
 ``newsletter inbound`` runs the LMTP intake; ``inbound deliver`` takes one message on standard
 input (Postfix ``pipe``, ``.forward``, procmail); ``inbound poll`` reads the IMAP bounce
-mailbox once; ``inbound list`` and ``inbound show`` are the editors' inbound view.
+mailbox once; ``inbound list`` and ``inbound show`` are the editors' inbound view;
+``inbound purge`` removes the raw bytes of old messages (``[bounces] keep_raw_days``), as the
+schedule does daily.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from collections.abc import Sequence
 
 import click
 
-from newsletter.cli.base import AppContext, _, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.inbound.figures import Deliverability
 from newsletter.inbound.models import InboundKind
-from newsletter.services.inbound import get_inbound, list_inbound, receive_message
+from newsletter.services.inbound import (
+    get_inbound,
+    list_inbound,
+    purge_raw_messages,
+    raw_retention,
+    receive_message,
+)
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
 
@@ -159,7 +167,59 @@ def show(app: AppContext, message_id: int) -> None:
     click.echo(f"envelope: {detail.envelope_from} -> {detail.envelope_to}")
     click.echo(f"detail: {row.detail}")
     click.echo("")
+    if detail.raw_removed_at is not None:
+        removed = detail.raw_removed_at.astimezone(app.config.timezone).strftime("%Y-%m-%d")
+        click.echo(
+            _(
+                "The raw message was removed on %(date)s, %(days)s days after it arrived "
+                "([bounces] keep_raw_days).",
+                date=removed,
+                days=detail.kept_days,
+            )
+        )
+        return
     click.echo(detail.text)
+
+
+@inbound.command("purge")
+@click.option(
+    "--days",
+    type=WholeNumber("days"),
+    default=None,
+    help="Remove the raw bytes of handled messages older than this many days "
+    "(default: [bounces] keep_raw_days).",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@pass_app
+def purge(app: AppContext, days: int | None, dry_run: bool) -> None:
+    """Remove the raw bytes of old inbound messages; their rows and figures stay."""
+    retention = raw_retention(app.config, handled_days=days)
+    if retention.handled_days <= 0:
+        click.echo(_("Retention is off ([bounces] keep_raw_days = 0): nothing removed."))
+        return
+    report = purge_raw_messages(app.engine(), retention, now=utc_now(), dry_run=dry_run)
+    values = {"count": report.messages, "bytes": report.bytes, "days": retention.handled_days}
+    if dry_run:
+        line = _(
+            "Would remove the raw bytes of %(count)s message(s) older than %(days)s days "
+            "(%(bytes)s bytes); nothing changed.",
+            **values,
+        )
+    else:
+        line = _(
+            "Removed the raw bytes of %(count)s message(s) older than %(days)s days "
+            "(%(bytes)s bytes); their rows and figures stay.",
+            **values,
+        )
+    click.echo(line)
+    if report.waiting:
+        click.echo(
+            _(
+                "%(count)s unclassified message(s) kept longer for an editor to read "
+                "([bounces] keep_unclassified_days).",
+                count=report.waiting,
+            )
+        )
 
 
 def deliverability_lines(figures: Deliverability) -> list[str]:
