@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
+        for note in config.deprecated:
+            log.warning("%s (%s) is deprecated: use %s", note.old, note.source, note.new)
         engine = make_engine(config.database_url)
         asyncio.run(run_standalone(config, engine, with_sender=not args.no_sender))
     except NewsletterError as exc:

@@ -257,13 +257,6 @@ SETTINGS: tuple[Setting, ...] = (
         "2026-11",
         "Version of the consent text shown on the signup form, stored with each consent.",
     ),
-    Setting(
-        "subscribers",
-        "soft_bounce_limit",
-        int,
-        3,
-        "Soft bounces in a row after which a subscriber is marked bounced.",
-    ),
     # [intake]: fetching the pages and feeds editors give (a server fetching URLs: SSRF).
     Setting(
         "intake",
@@ -332,15 +325,19 @@ BOUNCE_SETTINGS: tuple[Setting, ...] = (
         "soft_bounce_limit",
         int,
         3,
-        "Soft bounces (from distinct sends) within `soft_bounce_days` after which a "
-        "subscriber is marked bounced; 0 never.",
+        "Soft bounces after which a subscriber is marked bounced; 0 never. While sending, "
+        "the relay's count in a row (a delivered message starts again); when a soft-bounce "
+        "DSN comes back, sends that soft-bounced (by DSN or at the relay) within "
+        "`soft_bounce_days` count. Replaces `[subscribers] soft_bounce_limit`, still read "
+        "with a warning.",
     ),
     Setting(
         "bounces",
         "soft_bounce_days",
         int,
         30,
-        "Window, in days, in which soft bounces count; older ones expire.",
+        "Window, in days, in which the sends that soft-bounced count together when a "
+        "soft-bounce DSN comes back; older ones expire.",
     ),
     Setting(
         "bounces",
@@ -456,6 +453,13 @@ BOUNCE_SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS = SETTINGS + BOUNCE_SETTINGS
+
+# Old names still read, with a warning naming the new one: (table, key) -> (table, key). The
+# new name wins when both are set; the old one is never written by `newsletter init`.
+DEPRECATED: Mapping[tuple[str, str], tuple[str, str]] = {
+    # One soft-bounce policy for the sender's and the DSNs' soft bounces (2026-11).
+    ("subscribers", "soft_bounce_limit"): ("bounces", "soft_bounce_limit"),
+}
 
 # Short names for what everyone sets, checked before the long form.
 ENV_ALIASES: Mapping[str, tuple[str, str]] = {

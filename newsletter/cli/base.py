@@ -13,7 +13,7 @@ from babel.core import default_locale
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from newsletter.config import Config, config_path_from, load_config
+from newsletter.config import Config, DeprecatedName, config_path_from, load_config
 from newsletter.db import current_revision, make_engine
 from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
 from newsletter.i18n import LANGUAGES, gettext, ngettext, translations
@@ -78,6 +78,23 @@ def _(msgid: str, /, **values: Any) -> str:
     return text % values if values else text
 
 
+def deprecation_warning(note: DeprecatedName) -> str:
+    """The warning for a deprecated setting name, in the command line's language."""
+    if note.used:
+        return _(
+            "Warning: %(old)s (%(source)s) is deprecated: rename it %(new)s.",
+            old=note.old,
+            source=note.source,
+            new=note.new,
+        )
+    return _(
+        "Warning: %(old)s (%(source)s) is deprecated and ignored, since %(new)s is set: remove it.",
+        old=note.old,
+        source=note.source,
+        new=note.new,
+    )
+
+
 class WholeNumber(click.ParamType[int, Any]):
     """A whole number in ASCII digits between ``low`` and ``high`` (an id, a position, a
     port). Out of range or not a number is the product's ``InvalidInputError``, so the
@@ -117,7 +134,10 @@ class AppContext:
 
     @cached_property
     def config(self) -> Config:
-        return load_config(self.config_option)
+        config = load_config(self.config_option)
+        for note in config.deprecated:
+            click.echo(deprecation_warning(note), err=True)
+        return config
 
     @property
     def config_path(self) -> str:
