@@ -374,7 +374,7 @@ BOUNCE_SETTINGS: tuple[Setting, ...] = (
         "max_message_bytes",
         int,
         20 * 1024 * 1024,
-        "Largest inbound message the LMTP intake accepts, in bytes.",
+        "Largest inbound message the LMTP intake and `inbound deliver` accept, in bytes.",
     ),
     Setting(
         "bounces",

@@ -1,7 +1,7 @@
 """``newsletter inbound``: the return path from the command line.
 
 ``newsletter inbound`` runs the LMTP intake; ``inbound deliver`` takes one message on standard
-input (Postfix ``pipe``, ``.forward``, procmail); ``inbound poll`` reads the IMAP bounce
+input (Postfix ``pipe``, ``.forward``, procmail) and answers with a sysexits code; ``inbound poll`` reads the IMAP bounce
 mailbox once; ``inbound list`` and ``inbound show`` are the editors' inbound view;
 ``inbound purge`` removes the raw bytes of old messages (``[bounces] keep_raw_days``), as the
 schedule does daily.
@@ -30,6 +30,7 @@ from newsletter.services.inbound import (
     receive_message,
 )
 
+EX_DATAERR = 65  # sysexits.h: refused for good (empty or too large); the MTA bounces it
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
 
 
@@ -78,8 +79,23 @@ def inbound(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.option("--sender", default=None, help="Envelope sender (Postfix pipe: ${sender}).")
 @pass_app
 def deliver(app: AppContext, recipients: Sequence[str], sender: str | None) -> None:
-    """Take one message on standard input. Exit 0: recorded; 75: try again later."""
-    raw = sys.stdin.buffer.read()
+    """Take one message on standard input. Exit 0: recorded; 65: refused (empty, or over
+    [bounces] max_message_bytes); 75: try again later."""
+    limit = int(app.config.get("bounces", "max_message_bytes"))
+    raw = sys.stdin.buffer.read(limit + 1)  # never more than one byte over the limit
+    if not raw:
+        click.echo(_("refused: the message is empty"), err=True)
+        sys.exit(EX_DATAERR)
+    if len(raw) > limit:
+        click.echo(
+            _(
+                "refused: the message is larger than %(limit)s bytes "
+                "([bounces] max_message_bytes)",
+                limit=limit,
+            ),
+            err=True,
+        )
+        sys.exit(EX_DATAERR)
     envelope_to = (
         list(recipients)
         or [
