@@ -1,10 +1,10 @@
 """``newsletter inbound``: the return path from the command line.
 
 ``newsletter inbound`` runs the LMTP intake; ``inbound deliver`` takes one message on standard
-input (Postfix ``pipe``, ``.forward``, procmail) and answers with a sysexits code; ``inbound poll`` reads the IMAP bounce
-mailbox once; ``inbound list`` and ``inbound show`` are the editors' inbound view;
-``inbound purge`` removes the raw bytes of old messages (``[bounces] keep_raw_days``), as the
-schedule does daily.
+input (Postfix ``pipe``, ``.forward``, procmail) and answers with a sysexits code;
+``inbound poll`` reads the IMAP bounce mailbox once; ``inbound list`` and ``inbound show`` are
+the editors' inbound view; ``inbound purge`` removes the raw bytes of old messages
+(``[bounces] keep_raw_days``), as the schedule does daily.
 """
 
 from __future__ import annotations
@@ -89,8 +89,7 @@ def deliver(app: AppContext, recipients: Sequence[str], sender: str | None) -> N
     if len(raw) > limit:
         click.echo(
             _(
-                "refused: the message is larger than %(limit)s bytes "
-                "([bounces] max_message_bytes)",
+                "refused: the message is larger than %(limit)s bytes ([bounces] max_message_bytes)",
                 limit=limit,
             ),
             err=True,
