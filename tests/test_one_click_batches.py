@@ -23,6 +23,7 @@ from subscribers import optin
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.store import ConsentContext, Departure, deactivate_many
 from subscribers.tokens import make_unsubscribe_token
+from tests.conftest import ConfigFactory
 from tests.subscriber_helpers import client_for
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -187,12 +188,12 @@ def test_a_failing_batch_is_retried_item_by_item(public_site: tuple[Config, Engi
 
 
 async def test_parallel_one_click_posts_all_count_and_set_no_cookie(
-    public_site: tuple[Config, Engine],
+    make_config: ConfigFactory, engine: Engine, db_url: str
 ) -> None:
-    """Fifty one-click POSTs at once: fifty 200s, fifty people unsubscribed with one consent
-    event each, and not one CSRF cookie (no form was shown); the unsubscribe page (a form)
-    still gets its cookie."""
-    config, engine = public_site
+    """Fifty one-click POSTs at once (batched on SQLite, one transaction each on PostgreSQL):
+    fifty 200s, fifty people unsubscribed with one consent event each, and not one CSRF
+    cookie (no form was shown); the unsubscribe page (a form) still gets its cookie."""
+    config = make_config(db_url)
     people = add_people(engine, 50)
     async with client_for(config, engine) as client:
         responses = await asyncio.gather(

@@ -62,7 +62,12 @@ def _base_name(node: ast.expr) -> str:
 
 def keywords() -> dict[str, Any]:
     """Babel's keyword specification: the function names whose arguments are msgids."""
-    found: dict[str, Any] = {**DEFAULT_KEYWORDS, "NP_": ((1, "c"), 2)}
+    found: dict[str, Any] = {
+        **DEFAULT_KEYWORDS,
+        "NP_": ((1, "c"), 2),
+        "cli_ngettext": (1, 2),  # newsletter.cli.base: plural forms in the CLI's language
+        "cli_pgettext": ((1, "c"), 2),
+    }
     found.update(dict.fromkeys(error_classes(), (1,)))
     return found
 

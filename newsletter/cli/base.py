@@ -18,6 +18,7 @@ from newsletter.db import current_revision, make_engine
 from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
 from newsletter.i18n import LANGUAGES, gettext, ngettext, translations
 from newsletter.inputs import MAX_ID, parse_count
+from newsletter.templating import translator
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +71,12 @@ def cli_ngettext(singular: str, plural: str, num: int) -> str:
 def cli_pgettext(context: str, msgid: str) -> str:
     """``msgid`` in ``context`` (e.g. ``status``) in the command line's language."""
     return translations(cli_language()).pgettext(context, msgid)
+
+
+def cli_word(value: object) -> str:
+    """A status, kind or action word (``active``, ``hard_bounce``) in the command line's
+    language, as the dashboard shows it; the word itself when it has no translation."""
+    return translator(cli_language())(value)
 
 
 def _(msgid: str, /, **values: Any) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import click
 
-from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, _, cli_word, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.inbound.figures import Deliverability
@@ -163,8 +163,9 @@ def list_command(app: AppContext, kind: str | None, limit: int) -> None:
     tz = app.config.timezone
     for row in rows:
         when = row.received_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        ref = f" send {row.run_id}" if row.run_id else ""
-        click.echo(f"#{row.id} {when} {row.source:<8} {row.kind:<12} {row.action:<12}{ref}")
+        ref = " " + _("send %(run_id)s", run_id=row.run_id) if row.run_id else ""
+        kind, action = cli_word(row.kind), cli_word(row.action)
+        click.echo(f"#{row.id} {when} {row.source:<8} {kind:<16} {action:<16}{ref}")
         click.echo(f"    {row.header_from[:60]} | {row.subject[:70]}")
         if row.detail:
             click.echo(f"    {row.detail[:150]}")
@@ -178,9 +179,11 @@ def show(app: AppContext, message_id: int) -> None:
     with transaction(app.engine()) as session:
         detail = get_inbound(session, message_id)
     row = detail.row
-    click.echo(f"#{row.id} {row.source} {row.kind} {row.action} {detail.status_code}")
-    click.echo(f"envelope: {detail.envelope_from} -> {detail.envelope_to}")
-    click.echo(f"detail: {row.detail}")
+    kind, action = cli_word(row.kind), cli_word(row.action)
+    click.echo(f"#{row.id} {row.source} {kind} {action} {detail.status_code}")
+    envelope = f"{detail.envelope_from} -> {detail.envelope_to}"
+    click.echo(_("%(field)s: %(value)s", field=_("envelope"), value=envelope))
+    click.echo(_("%(field)s: %(value)s", field=_("detail"), value=row.detail))
     click.echo("")
     if detail.raw_removed_at is not None:
         removed = detail.raw_removed_at.astimezone(app.config.timezone).strftime("%Y-%m-%d")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli.base import AppContext, _, main, pass_app
+from newsletter.cli.base import AppContext, _, cli_word, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
+from newsletter.i18n import N_
 from newsletter.sending import TransactionalMailer
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import STATUSES, ImportOptions
@@ -128,6 +129,20 @@ def list_(app: AppContext, status: str | None) -> None:
             click.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}")
 
 
+# ``subscribers show``'s lines: the exported field and how a person reads its name.
+PERSON_FIELDS = {
+    "email": N_("address"),
+    "name": N_("name"),
+    "status": N_("status"),
+    "source": N_("source"),
+    "language": N_("language"),
+    "created_at": N_("created"),
+    "confirmed_at": N_("confirmed"),
+    "unsubscribed_at": N_("unsubscribed"),
+    "bounced_at": N_("bounced"),
+}
+
+
 @subscribers.command("show")
 @click.argument("email")
 @pass_app
@@ -135,14 +150,17 @@ def show(app: AppContext, email: str) -> None:
     """Show one subscriber and their consent log."""
     with transaction(app.engine()) as session:
         data = store.export_person(session, email)
-    for key, value in data["subscriber"].items():
-        click.echo(f"{key}: {value if value is not None else '-'}")
+    person = data["subscriber"]
+    for key, label in PERSON_FIELDS.items():
+        value = person[key]
+        shown = "-" if value is None else cli_word(value) if key == "status" else value
+        click.echo(_("%(field)s: %(value)s", field=_(label), value=shown))
     click.echo(_("consent log:"))
     for event in data["consent_log"]:
         where = ", ".join(
             f"{k}={event[k]}" for k in ("source", "ip", "consent_text_version") if event[k]
         )
-        click.echo(f"  {event['at']}  {event['kind']}  {where}")
+        click.echo(f"  {event['at']}  {cli_word(event['kind'])}  {where}")
 
 
 @subscribers.command("remove")
@@ -193,5 +211,5 @@ def stats(app: AppContext) -> None:
     with transaction(app.engine()) as session:
         counts = store.count_by_status(session)
     for status, count in counts.items():
-        click.echo(f"{status}: {count}")
+        click.echo(_("%(field)s: %(value)s", field=cli_word(status), value=count))
     click.echo(_("total: %(count)s", count=sum(counts.values())))
