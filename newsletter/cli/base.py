@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from newsletter.cli.help import HelpCommand, HelpGroup
 from newsletter.cli.language import cli_gettext as cli_gettext
 from newsletter.cli.language import cli_language as cli_language
-from newsletter.config import Config, config_path_from, load_config
+from newsletter.config import Config, DeprecatedName, config_path_from, load_config
 from newsletter.db import current_revision, make_engine
 from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
 from newsletter.i18n import gettext, ngettext, translations
@@ -46,6 +46,7 @@ CLI_FLAGS = {
     "position": "POSITION",
     "number": "NUMBER",
     "yes": "--yes",
+    "days": "--days",
     "run": "--run",
 }
 
@@ -70,6 +71,23 @@ def _(msgid: str, /, **values: Any) -> str:
     """``msgid`` in the command line's language, filled with ``values`` (``%(name)s``)."""
     text = gettext(cli_language())(msgid)
     return text % values if values else text
+
+
+def deprecation_warning(note: DeprecatedName) -> str:
+    """The warning for a deprecated setting name, in the command line's language."""
+    if note.used:
+        return _(
+            "Warning: %(old)s (%(source)s) is deprecated: rename it %(new)s.",
+            old=note.old,
+            source=note.source,
+            new=note.new,
+        )
+    return _(
+        "Warning: %(old)s (%(source)s) is deprecated and ignored, since %(new)s is set: remove it.",
+        old=note.old,
+        source=note.source,
+        new=note.new,
+    )
 
 
 class WholeNumber(click.ParamType[int, Any]):
@@ -111,7 +129,10 @@ class AppContext:
 
     @cached_property
     def config(self) -> Config:
-        return load_config(self.config_option)
+        config = load_config(self.config_option)
+        for note in config.deprecated:
+            click.echo(deprecation_warning(note), err=True)
+        return config
 
     @property
     def config_path(self) -> str:

@@ -1,8 +1,10 @@
 """``newsletter inbound``: the return path from the command line.
 
 ``newsletter inbound`` runs the LMTP intake; ``inbound deliver`` takes one message on standard
-input (Postfix ``pipe``, ``.forward``, procmail); ``inbound poll`` reads the IMAP bounce
-mailbox once; ``inbound list`` and ``inbound show`` are the editors' inbound view.
+input (Postfix ``pipe``, ``.forward``, procmail) and answers with a sysexits code;
+``inbound poll`` reads the IMAP bounce mailbox once; ``inbound list`` and ``inbound show`` are
+the editors' inbound view; ``inbound purge`` removes the raw bytes of old messages
+(``[bounces] keep_raw_days``), as the schedule does daily.
 """
 
 from __future__ import annotations
@@ -15,13 +17,20 @@ from collections.abc import Sequence
 
 import click
 
-from newsletter.cli.base import AppContext, _, cli_word, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, _, cli_word, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.inbound.figures import Deliverability
 from newsletter.inbound.models import InboundKind
-from newsletter.services.inbound import get_inbound, list_inbound, receive_message
+from newsletter.services.inbound import (
+    get_inbound,
+    list_inbound,
+    purge_raw_messages,
+    raw_retention,
+    receive_message,
+)
 
+EX_DATAERR = 65  # sysexits.h: refused for good (empty or too large); the MTA bounces it
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
 
 
@@ -70,8 +79,22 @@ def inbound(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.option("--sender", default=None, help="Envelope sender (Postfix pipe: ${sender}).")
 @pass_app
 def deliver(app: AppContext, recipients: Sequence[str], sender: str | None) -> None:
-    """Take one message on standard input. Exit 0: recorded; 75: try again later."""
-    raw = sys.stdin.buffer.read()
+    """Take one message on standard input. Exit 0: recorded; 65: refused (empty, or over
+    [bounces] max_message_bytes); 75: try again later."""
+    limit = int(app.config.get("bounces", "max_message_bytes"))
+    raw = sys.stdin.buffer.read(limit + 1)  # never more than one byte over the limit
+    if not raw:
+        click.echo(_("refused: the message is empty"), err=True)
+        sys.exit(EX_DATAERR)
+    if len(raw) > limit:
+        click.echo(
+            _(
+                "refused: the message is larger than %(limit)s bytes ([bounces] max_message_bytes)",
+                limit=limit,
+            ),
+            err=True,
+        )
+        sys.exit(EX_DATAERR)
     envelope_to = (
         list(recipients)
         or [
@@ -162,7 +185,59 @@ def show(app: AppContext, message_id: int) -> None:
     click.echo(_("%(field)s: %(value)s", field=_("envelope"), value=envelope))
     click.echo(_("%(field)s: %(value)s", field=_("detail"), value=row.detail))
     click.echo("")
+    if detail.raw_removed_at is not None:
+        removed = detail.raw_removed_at.astimezone(app.config.timezone).strftime("%Y-%m-%d")
+        click.echo(
+            _(
+                "The raw message was removed on %(date)s, %(days)s days after it arrived "
+                "([bounces] keep_raw_days).",
+                date=removed,
+                days=detail.kept_days,
+            )
+        )
+        return
     click.echo(detail.text)
+
+
+@inbound.command("purge")
+@click.option(
+    "--days",
+    type=WholeNumber("days"),
+    default=None,
+    help="Remove the raw bytes of handled messages older than this many days "
+    "(default: [bounces] keep_raw_days).",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@pass_app
+def purge(app: AppContext, days: int | None, dry_run: bool) -> None:
+    """Remove the raw bytes of old inbound messages; their rows and figures stay."""
+    retention = raw_retention(app.config, handled_days=days)
+    if retention.handled_days <= 0:
+        click.echo(_("Retention is off ([bounces] keep_raw_days = 0): nothing removed."))
+        return
+    report = purge_raw_messages(app.engine(), retention, now=utc_now(), dry_run=dry_run)
+    values = {"count": report.messages, "bytes": report.bytes, "days": retention.handled_days}
+    if dry_run:
+        line = _(
+            "Would remove the raw bytes of %(count)s message(s) older than %(days)s days "
+            "(%(bytes)s bytes); nothing changed.",
+            **values,
+        )
+    else:
+        line = _(
+            "Removed the raw bytes of %(count)s message(s) older than %(days)s days "
+            "(%(bytes)s bytes); their rows and figures stay.",
+            **values,
+        )
+    click.echo(line)
+    if report.waiting:
+        click.echo(
+            _(
+                "%(count)s unclassified message(s) kept longer for an editor to read "
+                "([bounces] keep_unclassified_days).",
+                count=report.waiting,
+            )
+        )
 
 
 def deliverability_lines(figures: Deliverability) -> list[str]:
