@@ -91,8 +91,8 @@ def test_every_help_screen_is_french() -> None:
         shown = show_help(*path, env=FRENCH)
         assert [text for text in english if text in shown] == [], path
     weeks = show_help("schedule", "show", env=FRENCH)
-    assert f"--weeks INTEGER RANGE [par défaut{NB}: 8{NB}; 1<=x<=104]" in weeks
-    assert "'YYYY-MM-DD HH:MM'" in weeks
+    assert f"--weeks INTEGER Combien de semaines montrer, de 1 à 104. [par défaut{NB}: 8]" in weeks
+    assert "'YYYY-MM-DD' ou" in weeks and "HH:MM')" in weeks  # not 'HH :MM'
 
 
 def test_help_texts_are_extracted_from_the_command_tree() -> None:
@@ -130,3 +130,65 @@ def test_commands_parse_as_before_under_a_french_locale(setup: tuple[Config, Eng
     assert run(config, "schedule", "pause", "--reason", "x").exit_code == 2  # --until missing
     assert run(config, "schedule", "show", "--weeks", "105").exit_code == 2  # out of range
     assert run(config, "schedule", "show", "--weeks", "2").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "french", "english"),
+    [
+        (
+            ["schedule", "pause"],
+            f"Erreur{NB}: Option '--until' manquante.",
+            "Error: Missing option '--until'.",
+        ),
+        (
+            ["sned"],
+            f"Erreur{NB}: Commande «{NB}sned{NB}» inconnue. Vouliez-vous dire 'send'{NB}?",
+            "Error: No such command 'sned'. Did you mean 'send'?",
+        ),
+        (
+            ["send", "now", "--bogus"],
+            f"Erreur{NB}: Option «{NB}--bogus{NB}» inconnue.",
+            "Error: No such option '--bogus'.",
+        ),
+        (
+            ["--bogus"],
+            f"Erreur{NB}: Option «{NB}--bogus{NB}» inconnue.",
+            "Error: No such option '--bogus'.",
+        ),
+        (
+            ["subscribers", "list", "--status", "gone"],
+            f"Erreur{NB}: Valeur invalide pour '--status'{NB}: «{NB}gone{NB}» n’est pas une des "
+            "valeurs possibles ('pending', 'active', 'unsubscribed', 'bounced').",
+            "Error: Invalid value for '--status': 'gone' is not one of 'pending', 'active', "
+            "'unsubscribed', 'bounced'.",
+        ),
+        (
+            ["links", "move", "1"],
+            f"Erreur{NB}: Argument 'POSITION' manquant.",
+            "Error: Missing argument 'POSITION'.",
+        ),
+        (
+            ["send", "now", "extra"],
+            f"Erreur{NB}: Arguments en trop{NB}: extra.",
+            "Error: Unexpected extra arguments: extra.",
+        ),
+        (
+            ["schedule", "show", "--weeks", "0"],
+            f"Erreur{NB}: --weeks{NB}: doit être un nombre entier de 1 à 104",
+            "Error: --weeks: must be a whole number from 1 to 104",
+        ),
+    ],
+)
+def test_usage_errors_speak_the_users_locale(args: list[str], french: str, english: str) -> None:
+    """A usage error (missing option or argument, unknown command or option, a value out of
+    its choices or range, an extra argument) exits 2 with its usage line, hint and reason in
+    French under a French locale and in English otherwise."""
+    for env, expected, hint in (
+        (FRENCH, french, "Essayez «"),
+        (ENGLISH, english, "Try '"),
+    ):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 2, result.output
+        assert expected in flat(result.output)
+        if "--weeks" not in args:  # the product's own refusals print one line, no usage
+            assert hint in result.output

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from newsletter.cli.help import HelpCommand, HelpGroup
 from newsletter.cli.language import cli_gettext as cli_gettext
 from newsletter.cli.language import cli_language as cli_language
+from newsletter.cli.usage import show_usage_error
 from newsletter.config import Config, DeprecatedName, config_path_from, load_config
 from newsletter.db import current_revision, make_engine
 from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
@@ -48,6 +49,9 @@ CLI_FLAGS = {
     "yes": "--yes",
     "days": "--days",
     "run": "--run",
+    "weeks": "--weeks",
+    "feed_id": "FEED_ID",
+    "message_id": "MESSAGE_ID",
 }
 
 
@@ -115,6 +119,17 @@ class WholeNumber(click.ParamType[int, Any]):
         return number
 
 
+class Choice(click.Choice[str]):
+    """``click.Choice`` whose refusal speaks the command line's language."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            choices = ", ".join(f"'{c}'" for c in self.choices)
+            self.fail(_("'%(value)s' is not one of %(choices)s.", value=value, choices=choices))
+
+
 def cli_label(where: str) -> str:
     """The command line's name for the field ``where``."""
     return CLI_FLAGS.get(where, where)
@@ -156,9 +171,25 @@ class NewsletterGroup(HelpGroup):
     command_class = HelpCommand
     group_class = HelpGroup
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # ``newsletter --bogus``: the top level's own options
+            show_usage_error(exc)
+            sys.exit(exc.exit_code)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a subcommand's: unknown, missing option, bad value
+            show_usage_error(exc)
+            sys.exit(exc.exit_code)
         except NewsletterError as exc:
             message = exc.render(gettext(cli_language()), cli_label)
             click.echo(_("Error: %(message)s", message=message), err=True)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import click
 
-from newsletter.cli.base import AppContext, WholeNumber, _, cli_word, main, pass_app
+from newsletter.cli.base import AppContext, Choice, WholeNumber, _, cli_word, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.inbound.figures import Deliverability
@@ -36,7 +36,12 @@ EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
 
 @main.group(invoke_without_command=True)
 @click.option("--host", default=None, help="Listen address (default: [bounces] lmtp_host).")
-@click.option("--port", default=None, type=int, help="Listen port (default: [bounces] lmtp_port).")
+@click.option(
+    "--port",
+    default=None,
+    type=WholeNumber("port", high=65535),
+    help="Listen port (default: [bounces] lmtp_port).",
+)
 @click.pass_context
 def inbound(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Bounces, complaints and mailto unsubscribes. Alone: run the LMTP intake."""
@@ -147,7 +152,7 @@ def poll(app: AppContext) -> None:
 @inbound.command("list")
 @click.option(
     "--kind",
-    type=click.Choice([k.value for k in InboundKind]),
+    type=Choice([k.value for k in InboundKind]),
     default=None,
     help="Only this classification (e.g. unclassified: the ones to read).",
 )
@@ -172,7 +177,7 @@ def list_command(app: AppContext, kind: str | None, limit: int) -> None:
 
 
 @inbound.command("show")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=WholeNumber("message_id"))
 @pass_app
 def show(app: AppContext, message_id: int) -> None:
     """One inbound message, as received."""

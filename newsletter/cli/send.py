@@ -12,7 +12,16 @@ from datetime import timedelta
 import click
 from sqlalchemy import Engine
 
-from newsletter.cli.base import AppContext, WholeNumber, _, cli_ngettext, cli_word, main, pass_app
+from newsletter.cli.base import (
+    AppContext,
+    Choice,
+    WholeNumber,
+    _,
+    cli_ngettext,
+    cli_word,
+    main,
+    pass_app,
+)
 from newsletter.cli.inbound import deliverability_lines
 from newsletter.clock import utc_now
 from newsletter.config import Config
@@ -201,7 +210,7 @@ def send_status(app: AppContext, run_id: int | None) -> None:
 @main.command("deliveries")
 @click.argument("number", type=WholeNumber("number"))
 @click.option("--status", "status", default=None, help="Only this state (e.g. failed, bounced).")
-@click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text")
+@click.option("--format", "fmt", type=Choice(["text", "csv"]), default="text")
 @pass_app
 def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> None:
     """Who got issue NUMBER and who did not: one line per recipient."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli.base import AppContext, _, cli_word, main, pass_app
+from newsletter.cli.base import AppContext, Choice, _, cli_word, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.i18n import N_
@@ -72,7 +72,7 @@ def add(app: AppContext, email: str, name: str, confirmed: bool, source: str) ->
 @subscribers.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
-    "--format", "fmt", type=click.Choice(subscriber_io.FORMATS), default="auto", show_default=True
+    "--format", "fmt", type=Choice(subscriber_io.FORMATS), default="auto", show_default=True
 )
 @click.option("--confirmed", is_flag=True, help="The addresses consented elsewhere: add as active.")
 @click.option(
@@ -103,10 +103,8 @@ def import_(
 
 @subscribers.command("export")
 @click.argument("email", required=False)
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
-)
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only this status.")
+@click.option("--format", "fmt", type=Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--status", type=Choice(STATUSES), default=None, help="Only this status.")
 @pass_app
 def export(app: AppContext, email: str | None, fmt: str, status: str | None) -> None:
     """Print every subscriber as CSV or JSON; with EMAIL, everything held about that person
@@ -120,7 +118,7 @@ def export(app: AppContext, email: str | None, fmt: str, status: str | None) -> 
 
 
 @subscribers.command("list")
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only this status.")
+@click.option("--status", type=Choice(STATUSES), default=None, help="Only this status.")
 @pass_app
 def list_(app: AppContext, status: str | None) -> None:
     """List subscribers: address, status, name."""
