@@ -17,6 +17,9 @@ schedulers on one database still send once. Two jobs call it:
 - ``feeds-poll`` and ``feeds-before-slot`` (link intake): read the registered feeds every
   ``[intake] feed_poll_minutes`` and ``feed_lead_minutes`` before each slot, so new items are
   queued in time. A feed that fails is recorded on its row; it never touches the send jobs.
+- ``inbound-retention`` (the return path): once a day, first a few minutes after start-up,
+  remove the raw bytes of inbound messages older than ``[bounces] keep_raw_days`` (their rows
+  stay). Off when it is 0.
 """
 
 from __future__ import annotations
@@ -52,11 +55,15 @@ from newsletter.models import Slot
 from newsletter.schedule.dispatch import dispatch_due, grace_of, schedule_of
 from newsletter.schedule.policy import WEEKDAYS
 from newsletter.services.feeds import poll_all_feeds
+from newsletter.services.inbound import purge_raw_messages, raw_retention
 
 SLOT_JOB = "weekly-slot"
 CHECK_JOB = "schedule-check"
 FEEDS_JOB = "feeds-poll"
 FEEDS_LEAD_JOB = "feeds-before-slot"
+RETENTION_JOB = "inbound-retention"
+RETENTION_EVERY = timedelta(days=1)
+RETENTION_FIRST = timedelta(minutes=5)  # after start-up: never in the way of a catch-up
 CHECK_EVERY = timedelta(minutes=1)
 STOP_TIMEOUT = 30.0  # seconds to let a running dispatch finish on shutdown
 
@@ -134,8 +141,34 @@ def add_feed_jobs(
     )
 
 
+async def run_retention(config: Config, engine: Engine, now_fn: NowFn) -> None:
+    """The retention job: empty the raw bytes of old inbound messages, in a thread."""
+    retention = raw_retention(config)
+    report = await asyncio.to_thread(purge_raw_messages, engine, retention, now=now_fn())
+    if report.messages:
+        log.info("inbound retention: raw bytes of %s message(s) removed", report.messages)
+
+
+def add_retention_job(
+    scheduler: AsyncIOScheduler, config: Config, engine: Engine, now_fn: NowFn
+) -> None:
+    """The daily retention job, unless ``[bounces] keep_raw_days`` is 0 (keep forever)."""
+    if raw_retention(config).handled_days <= 0:
+        return
+    scheduler.add_job(
+        run_retention,
+        IntervalTrigger(seconds=int(RETENTION_EVERY.total_seconds())),
+        args=(config, engine, now_fn),
+        id=RETENTION_JOB,
+        name="remove old raw inbound messages",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=utc_now() + RETENTION_FIRST,
+    )
+
+
 def build_scheduler(config: Config, engine: Engine, *, now_fn: NowFn = utc_now) -> AsyncIOScheduler:
-    """An AsyncIOScheduler (not started) holding the two jobs described in the module doc."""
+    """An AsyncIOScheduler (not started) holding the jobs described in the module doc."""
     schedule = schedule_of(config)
     scheduler = AsyncIOScheduler(timezone=schedule.zone)
     args = (config, engine, now_fn)
@@ -162,6 +195,7 @@ def build_scheduler(config: Config, engine: Engine, *, now_fn: NowFn = utc_now) 
         next_run_time=utc_now(),  # start-up catch-up
     )
     add_feed_jobs(scheduler, config, engine, now_fn)
+    add_retention_job(scheduler, config, engine, now_fn)
     return scheduler
 
 
@@ -247,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
+        for note in config.deprecated:
+            log.warning("%s (%s) is deprecated: use %s", note.old, note.source, note.new)
         engine = make_engine(config.database_url)
         asyncio.run(run_standalone(config, engine, with_sender=not args.no_sender))
     except NewsletterError as exc:

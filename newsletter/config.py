@@ -24,6 +24,7 @@ from newsletter.errors import ConfigError, InvalidInputError, NotInitialisedErro
 from newsletter.inputs import check_text
 
 # Re-exported: callers read the declarations as ``newsletter.config.SETTINGS``.
+from newsletter.settings import DEPRECATED as DEPRECATED
 from newsletter.settings import ENV_ALIASES as ENV_ALIASES
 from newsletter.settings import SETTINGS as SETTINGS
 from newsletter.settings import Setting as Setting
@@ -33,11 +34,23 @@ MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
+class DeprecatedName:
+    """A deprecated setting name found in the file or the environment; the edges warn."""
+
+    old: str  # "[subscribers] soft_bounce_limit"
+    new: str  # "[bounces] soft_bounce_limit"
+    source: str  # where the old name was found
+    used: bool  # False when the new name was set too and won
+
+
+@dataclass(frozen=True)
 class Config:
-    """Validated settings. ``values[table][key]``; typed accessors for the common ones."""
+    """Validated settings. ``values[table][key]``; typed accessors for the common ones.
+    ``deprecated`` lists the old setting names found, for the edges to warn about."""
 
     path: Path
     values: Mapping[str, Mapping[str, Any]] = field(repr=False)
+    deprecated: tuple[DeprecatedName, ...] = ()
 
     def get(self, table: str, key: str) -> Any:
         return self.values[table][key]
@@ -108,12 +121,53 @@ def load_config(
     env = os.environ if environ is None else environ
     file_values = _read_file(config_path, require_file)
     values: dict[str, dict[str, Any]] = {}
+    deprecated: list[DeprecatedName] = []
     for setting in SETTINGS:
         raw, source = _raw_value(setting, file_values, env, config_path)
+        found = _deprecated_value(setting, file_values, env, config_path)
+        if found is not None:
+            old_raw, note = found
+            # The new name wins when it is set anywhere; the old one only replaces a default.
+            if note.used:
+                raw, source = old_raw, note.source
+            deprecated.append(note)
         values.setdefault(setting.table, {})[setting.key] = _coerce(setting, raw, source)
-    config = Config(path=config_path, values=values)
+    config = Config(path=config_path, values=values, deprecated=tuple(deprecated))
     _check_consistency(config)
     return config
+
+
+def _deprecated_value(
+    setting: Setting, file_values: dict[str, Any], env: Mapping[str, str], path: Path
+) -> tuple[Any, DeprecatedName] | None:
+    """The value of an old name of ``setting`` (environment first, then the file) with a note
+    of where it was found; None when no old name is set."""
+    new = f"[{setting.table}] {setting.key}"
+    used = not _is_set(setting, file_values, env)
+    for (table, key), target in DEPRECATED.items():
+        if target != (setting.table, setting.key):
+            continue
+        old = f"[{table}] {key}"
+        env_name = f"NEWSLETTER_{table.upper()}_{key.upper()}"
+        if env_name in env:
+            source = f"environment variable {env_name}"
+            return env[env_name], DeprecatedName(old, new, source, used)
+        if key in file_values.get(table, {}):
+            source = f"{path} [{table}] {key}"
+            return file_values[table][key], DeprecatedName(old, new, source, used)
+    return None
+
+
+def _is_set(setting: Setting, file_values: dict[str, Any], env: Mapping[str, str]) -> bool:
+    """Whether ``setting`` is given under its own name (an alias, the environment, the file)."""
+    aliases = [
+        alias for alias, target in ENV_ALIASES.items() if target == (setting.table, setting.key)
+    ]
+    return (
+        any(alias in env for alias in aliases)
+        or setting.env_name in env
+        or setting.key in file_values.get(setting.table, {})
+    )
 
 
 def _read_file(path: Path, require_file: bool) -> dict[str, Any]:
@@ -137,7 +191,7 @@ def _read_file(path: Path, require_file: bool) -> dict[str, Any]:
             path=str(path),
             error=exc.strerror or type(exc).__name__,
         ) from None
-    known = {(s.table, s.key) for s in SETTINGS}
+    known = {(s.table, s.key) for s in SETTINGS} | set(DEPRECATED)
     for table, entries in data.items():
         if not isinstance(entries, dict):
             raise ConfigError(

@@ -125,13 +125,14 @@ def format_list(items: Iterable[str], language: str) -> str:
 
 
 # French typography puts a narrow no-break space (U+202F) before ``: ; ! ?`` and ``»`` and
-# after ``«``, so the sign never starts a line. A colon in a URL (``https://``) or a time of
-# day (``18:00``) is left alone, and so is the second sign of ``?!``.
+# after ``«``, so the sign never starts a line. A colon that joins two words is not
+# punctuation and is left alone: a URL (``https://``), a time of day (``18:00``), a format
+# (``HH:MM``), an address and port (``%(host)s:%(port)s``); so is the second sign of ``?!``.
 NARROW_NBSP = "\u202f"
 _SPACES = "[ \u00a0\u202f]*"
 _FRENCH_SPACING = (
     (re.compile(rf"(?<=[^\s!?]){_SPACES}(?=[;!?»])"), NARROW_NBSP),
-    (re.compile(rf"(?<=\S){_SPACES}(?=:(?![/\d]))"), NARROW_NBSP),
+    (re.compile(rf"(?<=\S){_SPACES}(?=:(?![\w/%]))"), NARROW_NBSP),
     (re.compile(rf"«{_SPACES}(?=\S)"), "«" + NARROW_NBSP),
 )
 

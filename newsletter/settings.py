@@ -109,6 +109,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", "port", int, 8000, "Port `newsletter serve` listens on."),
     Setting(
         "web",
+        "access_log",
+        bool,
+        False,
+        "Log every request `serve` answers (address, method, path, status), with the tokens "
+        "of unsubscribe and confirmation links hidden. Off by default: the reverse proxy in "
+        "front usually keeps this log, and a line per one-click unsubscribe costs time when "
+        "thousands arrive after a send.",
+    ),
+    Setting(
+        "web",
         "trusted_proxies",
         str,
         "",
@@ -247,13 +257,6 @@ SETTINGS: tuple[Setting, ...] = (
         "2026-11",
         "Version of the consent text shown on the signup form, stored with each consent.",
     ),
-    Setting(
-        "subscribers",
-        "soft_bounce_limit",
-        int,
-        3,
-        "Soft bounces in a row after which a subscriber is marked bounced.",
-    ),
     # [intake]: fetching the pages and feeds editors give (a server fetching URLs: SSRF).
     Setting(
         "intake",
@@ -322,15 +325,19 @@ BOUNCE_SETTINGS: tuple[Setting, ...] = (
         "soft_bounce_limit",
         int,
         3,
-        "Soft bounces (from distinct sends) within `soft_bounce_days` after which a "
-        "subscriber is marked bounced; 0 never.",
+        "Soft bounces after which a subscriber is marked bounced; 0 never. While sending, "
+        "the relay's count in a row (a delivered message starts again); when a soft-bounce "
+        "DSN comes back, sends that soft-bounced (by DSN or at the relay) within "
+        "`soft_bounce_days` count. Replaces `[subscribers] soft_bounce_limit`, still read "
+        "with a warning.",
     ),
     Setting(
         "bounces",
         "soft_bounce_days",
         int,
         30,
-        "Window, in days, in which soft bounces count; older ones expire.",
+        "Window, in days, in which the sends that soft-bounced count together when a "
+        "soft-bounce DSN comes back; older ones expire.",
     ),
     Setting(
         "bounces",
@@ -367,7 +374,24 @@ BOUNCE_SETTINGS: tuple[Setting, ...] = (
         "max_message_bytes",
         int,
         20 * 1024 * 1024,
-        "Largest inbound message the LMTP intake accepts, in bytes.",
+        "Largest inbound message the LMTP intake and `inbound deliver` accept, in bytes.",
+    ),
+    Setting(
+        "bounces",
+        "keep_raw_days",
+        int,
+        90,
+        "Days the raw bytes of a handled inbound message (bounce, complaint, unsubscribe, "
+        "auto-reply) are kept; then they are removed, daily, and its row (classification, "
+        "action, dates, digest) stays for the figures. 0 keeps every message forever.",
+    ),
+    Setting(
+        "bounces",
+        "keep_unclassified_days",
+        int,
+        365,
+        "Days the raw bytes of an unclassified inbound message (one an editor should read) "
+        "are kept; never fewer than `keep_raw_days`. 0 keeps them forever.",
     ),
     Setting("bounces", "imap_host", str, "", "IMAP server of the bounce mailbox; empty for none."),
     Setting("bounces", "imap_port", int, 993, "IMAP port (993 for `tls`, 143 otherwise)."),
@@ -429,6 +453,13 @@ BOUNCE_SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS = SETTINGS + BOUNCE_SETTINGS
+
+# Old names still read, with a warning naming the new one: (table, key) -> (table, key). The
+# new name wins when both are set; the old one is never written by `newsletter init`.
+DEPRECATED: Mapping[tuple[str, str], tuple[str, str]] = {
+    # One soft-bounce policy for the sender's and the DSNs' soft bounces (2026-11).
+    ("subscribers", "soft_bounce_limit"): ("bounces", "soft_bounce_limit"),
+}
 
 # Short names for what everyone sets, checked before the long form.
 ENV_ALIASES: Mapping[str, tuple[str, str]] = {

@@ -8,6 +8,7 @@ one). This keeps ``subscribers`` below rendering and SMTP in the layer order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -21,10 +22,11 @@ from newsletter.models import Issue, IssueStatus
 from subscribers.models import ConsentKind, Subscriber, SubscriberStatus
 from subscribers.store import (
     ConsentContext,
+    Departure,
     activate,
     check_name,
     create_subscriber,
-    deactivate_by_id,
+    deactivate_many,
     find_subscriber,
     normalise_address,
     record_consent,
@@ -223,8 +225,39 @@ def unsubscribe(
 
     Raises ``TokenError`` for an invalid token. An erased person has nothing left to change.
     """
-    subscriber_id = read_unsubscribe_token(config.secret_key, token)
-    return deactivate_by_id(session, config.secret_key, subscriber_id, now, context)
+    outcome = unsubscribe_many(session, config, [Unsubscription(token, now, context)])[0]
+    if isinstance(outcome, TokenError):
+        raise outcome
+    return outcome
+
+
+@dataclass(frozen=True)
+class Unsubscription:
+    """One unsubscribe request: the token of its link, when it came and from where."""
+
+    token: str
+    at: datetime
+    context: ConsentContext
+
+
+def unsubscribe_many(
+    session: Session, config: Config, requests: Sequence[Unsubscription]
+) -> list[bool | TokenError]:
+    """``unsubscribe`` for many requests in one go (one-click POSTs arrive by the thousand
+    after a send): one outcome per request, in order, True when it changed something, or
+    the ``TokenError`` of an invalid token (returned, not raised: the others still count)."""
+    outcomes: list[bool | TokenError] = []
+    departures: list[Departure] = []
+    for request in requests:
+        try:
+            subscriber_id = read_unsubscribe_token(config.secret_key, request.token)
+        except TokenError as exc:
+            outcomes.append(exc)
+            continue
+        outcomes.append(False)  # replaced below
+        departures.append(Departure(subscriber_id, request.at, request.context))
+    changed = iter(deactivate_many(session, config.secret_key, departures))
+    return [o if isinstance(o, TokenError) else next(changed) for o in outcomes]
 
 
 def latest_sent_issue(session: Session) -> SentIssue | None:

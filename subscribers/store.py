@@ -201,42 +201,78 @@ def deactivate(
     return True
 
 
+@dataclass(frozen=True)
+class Departure:
+    """Somebody asking, by id, to be unsubscribed: when, and from where."""
+
+    subscriber_id: int
+    at: datetime
+    context: ConsentContext
+
+
 def deactivate_by_id(
     session: Session, secret: str, subscriber_id: int, now: datetime, context: ConsentContext
 ) -> bool:
-    """``deactivate`` for the subscriber with this id, in two statements (an UPDATE that
-    says whether anything changed, and the consent log's INSERT): the one-click path, with
-    nothing loaded. False when they were unsubscribed already or do not exist (erased)."""
-    changed = session.execute(
-        _UNSUBSCRIBE_BY_ID,
-        {"subscriber_id": subscriber_id, "left": SubscriberStatus.UNSUBSCRIBED.value, "at": now},
-    ).first()
-    if changed is None:
-        return False
-    session.execute(
-        _CONSENT_LOG,
+    """``deactivate`` for the subscriber with this id, with nothing loaded. False when they
+    were unsubscribed already or do not exist (erased)."""
+    return deactivate_many(session, secret, [Departure(subscriber_id, now, context)])[0]
+
+
+def deactivate_many(session: Session, secret: str, departures: Sequence[Departure]) -> list[bool]:
+    """Unsubscribe everyone these departures name, in two statements whatever their number
+    (one UPDATE that says who changed, one INSERT of their consent events): the one-click
+    path, with nothing loaded. One flag per departure, in order: True for the first
+    departure of each person who was subscribed, False for anyone already unsubscribed,
+    erased, or named twice. The status change is stamped with the latest ``at``; each
+    consent event keeps its own."""
+    if not departures:
+        return []
+    rows = session.execute(
+        _UNSUBSCRIBE_BY_IDS,
         {
-            "subscriber_id": subscriber_id,
-            "address_hash": _keyed_hash(secret, str(changed[0])),
-            "kind": ConsentKind.UNSUBSCRIBED.value,
-            "at": now,
-            "ip": context.ip[:64],
-            "user_agent": context.user_agent[:400],
-            "source": context.source[:200],
-            "consent_text_version": context.consent_text_version[:40],
-            "detail": context.detail,
+            "ids": sorted({d.subscriber_id for d in departures}),
+            "left": SubscriberStatus.UNSUBSCRIBED.value,
+            "at": max(d.at for d in departures),
         },
     )
-    return True
+    changed = {int(row[0]): str(row[1]) for row in rows}
+    flags: list[bool] = []
+    events: list[dict[str, Any]] = []
+    for departure in departures:
+        email_key = changed.pop(departure.subscriber_id, None)
+        flags.append(email_key is not None)
+        if email_key is not None:
+            events.append(_departure_event(secret, departure, email_key))
+    if events:
+        session.execute(_CONSENT_LOG, events)
+    return flags
+
+
+def _departure_event(secret: str, departure: Departure, email_key: str) -> dict[str, Any]:
+    context = departure.context
+    return {
+        "subscriber_id": departure.subscriber_id,
+        "address_hash": _keyed_hash(secret, email_key),
+        "kind": ConsentKind.UNSUBSCRIBED.value,
+        "at": departure.at,
+        "ip": context.ip[:64],
+        "user_agent": context.user_agent[:400],
+        "source": context.source[:200],
+        "consent_text_version": context.consent_text_version[:40],
+        "detail": context.detail,
+    }
 
 
 # Built once: building a statement costs more than running it on SQLite.
 _PEOPLE = cast(Table, Subscriber.__table__)
-_UNSUBSCRIBE_BY_ID = (
+_UNSUBSCRIBE_BY_IDS = (
     update(_PEOPLE)
-    .where(_PEOPLE.c.id == bindparam("subscriber_id"), _PEOPLE.c.status != bindparam("left"))
+    .where(
+        _PEOPLE.c.id.in_(bindparam("ids", expanding=True)),
+        _PEOPLE.c.status != bindparam("left"),
+    )
     .values(status=bindparam("left"), unsubscribed_at=bindparam("at"))
-    .returning(_PEOPLE.c.email_key)
+    .returning(_PEOPLE.c.id, _PEOPLE.c.email_key)
 )
 _CONSENT_LOG = insert(cast(Table, ConsentEvent.__table__))
 

@@ -22,7 +22,10 @@ UNSUBSCRIBE = "unsubscribe"
 CONFIRM = "confirm"
 
 
+@functools.lru_cache(maxsize=16)
 def _serializer(secret: str, purpose: str) -> URLSafeSerializer:
+    """One serializer per secret and purpose (building one costs more than checking a
+    token; they keep no state between calls)."""
     if not secret:
         raise TokenError("no secret key configured ([web] secret_key)")
     return _cached_serializer(secret, purpose)

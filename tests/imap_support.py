@@ -1,6 +1,8 @@
 """A throwaway Dovecot IMAP server on loopback for the IMAP poll tests (Debian's
 ``dovecot-imapd``, installed by ``.ci/run``): its own config, users and Maildirs in a temp
-folder, one user ``bounces`` with a plain password, no TLS."""
+folder, one user ``bounces`` with a plain password; no TLS, or with ``tls=True`` a self-signed
+certificate for 127.0.0.1 (made with ``openssl``) offered by STARTTLS on ``port`` and by
+implicit TLS on ``tls_port``."""
 
 from __future__ import annotations
 
@@ -33,11 +35,45 @@ def _dovecot() -> str:
 class Dovecot:
     """``dovecot -F`` with a config in a temp folder, listening on 127.0.0.1:``port``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: bool = False) -> None:
         self.binary = _dovecot()
         self.dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
         self.port = free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def cert(self) -> Path:
+        """The server's self-signed certificate (PEM), to trust in a client's SSL context."""
+        return self.dir / "cert.pem"
+
+    def _make_certificate(self) -> None:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise DovecotUnavailable("openssl is not installed: no certificate for TLS")
+        key = self.dir / "key.pem"
+        subprocess.run(
+            [
+                openssl,
+                *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+                *("-keyout", str(key), "-out", str(self.cert), "-subj", "/CN=127.0.0.1"),
+                *("-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        key.chmod(0o600)
+
+    def _ssl_settings(self) -> str:
+        if not self.tls:
+            return "ssl = no"
+        self._make_certificate()
+        return (
+            f"ssl = yes\nssl_cert = <{self.cert}\nssl_key = <{self.dir / 'key.pem'}\n"
+            "ssl_min_protocol = TLSv1.2"
+        )
 
     def _identities(self) -> tuple[str, str, int, int]:
         """(internal user, login user, mail uid, mail gid): Dovecot's own users when run as
@@ -67,7 +103,7 @@ state_dir = {self.dir}/state
 log_path = {self.dir}/dovecot.log
 listen = 127.0.0.1
 protocols = imap
-ssl = no
+{self._ssl_settings()}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal}
@@ -88,7 +124,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
   }}
 }}
 service stats {{

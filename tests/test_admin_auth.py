@@ -129,3 +129,48 @@ def test_password_change_ends_existing_sessions(site: tuple[Config, Engine]) -> 
     assert result.exit_code == 0, result.output
     assert client.get("/admin/issue").status_code == 303
     sign_in(client, password="another long password")
+
+
+def test_sign_in_returns_to_the_page_that_asked_for_it(site: tuple[Config, Engine]) -> None:
+    """An anonymous visit to the bookmarklet's page goes to the sign-in page and, once signed
+    in, back to that page with its link; the home page needs no detour."""
+    client = make_client(*site)
+    wanted = "/admin/intake/share?url=https%3A%2F%2Fwww.lemonde.fr%2Fa&title=%C2%AB+Zo%C3%A9+%C2%BB"
+    detour = client.get(wanted)
+    assert detour.status_code == 303
+    assert detour.headers["location"].startswith("/admin/login?next=%2Fadmin%2Fintake%2Fshare")
+    assert client.get("/admin/").headers["location"] == "/admin/login"
+    page = client.get(detour.headers["location"])
+    kept = re.search(r'name="next" value="([^"]*)"', page.text)
+    assert kept is not None and kept.group(1).replace("&amp;", "&") == wanted
+    form = {"csrf_token": csrf_from(page.text), "email": EMAIL, "password": "wrong password"}
+    refused = client.post("/admin/login", data={**form, "next": wanted})
+    assert refused.status_code == 401 and 'name="next"' in refused.text
+    response = client.post("/admin/login", data={**form, "password": PASSWORD, "next": wanted})
+    assert response.status_code == 303 and response.headers["location"] == wanted
+    assert client.get(wanted).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "https://evil.example/admin/",
+        "//evil.example/admin/",
+        "/\\evil.example",
+        "/admin/../../outside",
+        "/admin/%2e%2e/%2e%2e/outside",
+        "/admin/\r\nSet-Cookie: x=1",
+        "/archive/1",
+        "",
+    ],
+)
+def test_sign_in_never_sends_anyone_off_the_dashboard(
+    site: tuple[Config, Engine], elsewhere: str
+) -> None:
+    """A ``next`` that leaves the dashboard (another site, a protocol-relative URL, a
+    backslash, dot segments, a header break, a public page) ends on the dashboard's home."""
+    client = make_client(*site)
+    csrf = csrf_from(client.get("/admin/login").text)
+    form = {"csrf_token": csrf, "email": EMAIL, "password": PASSWORD, "next": elsewhere}
+    response = client.post("/admin/login", data=form)
+    assert response.status_code == 303 and response.headers["location"] == "/admin/"

@@ -110,3 +110,28 @@ def test_status_without_any_send_is_a_clear_error(config: Config, engine: Engine
     """`send status` before any send says so and exits 2."""
     result = invoke(config, "send", "status")
     assert result.exit_code == 2 and "no send has been started yet" in result.output
+
+
+def test_the_send_and_subscriber_commands_speak_french(
+    config: Config, engine: Engine, smtp_server: SMTPServer
+) -> None:
+    """In a French locale, `send now`, `send test`, `send status`, `subscribers show` and
+    `subscribers stats` print French sentences, field names and status words."""
+    add_subscribers(engine, 2)
+    queue_one(engine)
+    french = {"LANGUAGE": "fr"}
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(main, ["--config", str(config.path), *args], env=french)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    tried = run("send", "test", "redaction@example.org")
+    assert "Test de «\u202f" in tried and "envoyé à redaction@example.org" in tried
+    sent = run("send", "now", "--yes")
+    assert "2 destinataires (envoi 1)" in sent and "Numéro 1 «\u202f" in sent
+    assert "envoyé 2" in run("send", "status")
+    shown = run("subscribers", "show", "reader0@example.net")
+    assert "adresse\u202f: reader0@example.net" in shown and "état\u202f: actif" in shown
+    assert "recipients" not in sent and "status:" not in shown
+    assert "actif\u202f: 2" in run("subscribers", "stats")

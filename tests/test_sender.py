@@ -272,7 +272,7 @@ async def test_delivery_service_restarts_after_a_database_error(
             raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
         return simple_factory(config, message)
 
-    options = SenderOptions(poll_interval=0.02, lease=timedelta(milliseconds=200))
+    options = SenderOptions(poll_interval=0.02, lease=timedelta(milliseconds=1000))
     async with delivery_service(
         config, engine, options, restart_delay=0.05, message_factory=flaky
     ) as task:

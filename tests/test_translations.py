@@ -66,6 +66,7 @@ def test_french_typography_uses_narrow_no_break_spaces() -> None:
     assert typography("État: en cours", "fr") == f"État{nb}: en cours"
     assert typography("« Civic Tech » : oui !", "fr") == f"«{nb}Civic Tech{nb}»{nb}: oui{nb}!"
     assert typography("https://x.org à 18:00", "fr") == "https://x.org à 18:00"
+    assert typography("HH:MM, %(host)s:%(port)s", "fr") == "HH:MM, %(host)s:%(port)s"
     assert typography("Status: done", "en") == "Status: done"
 
 

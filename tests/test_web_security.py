@@ -77,7 +77,9 @@ def test_sign_out_ends_the_session_on_the_server(site: tuple[Config, Engine]) ->
     thief = make_client(*site)
     thief.cookies.update(copied)
     page = thief.get("/admin/issue")
-    assert page.status_code == 303 and page.headers["location"] == "/admin/login"
+    # Sent to sign in again (and brought back to the page afterwards, 508d1ac).
+    assert page.status_code == 303
+    assert page.headers["location"] == "/admin/login?next=%2Fadmin%2Fissue"
 
 
 def test_csrf_token_is_renewed_at_sign_in_and_bound_to_the_session(

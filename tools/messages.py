@@ -8,7 +8,10 @@
 ``babel.cfg`` says which files are read and how. The keywords are Babel's defaults, the ``N_``
 and ``NP_`` markers of ``newsletter.i18n``, and the name of every exception class derived from
 ``NewsletterError``: an error's first argument is its message key, a msgid like any other.
-Locations are written without line numbers, so moving code does not churn the catalogues.
+The command line's help texts (command docstrings, options' ``help=``) are read from the click
+command tree itself (``newsletter.cli.help.help_texts``), exactly as click shows them, so none
+is written twice. Locations are written without line numbers, so moving code does not churn
+the catalogues.
 """
 
 from __future__ import annotations
@@ -62,7 +65,12 @@ def _base_name(node: ast.expr) -> str:
 
 def keywords() -> dict[str, Any]:
     """Babel's keyword specification: the function names whose arguments are msgids."""
-    found: dict[str, Any] = {**DEFAULT_KEYWORDS, "NP_": ((1, "c"), 2)}
+    found: dict[str, Any] = {
+        **DEFAULT_KEYWORDS,
+        "NP_": ((1, "c"), 2),
+        "cli_ngettext": (1, 2),  # newsletter.cli.base: plural forms in the CLI's language
+        "cli_pgettext": ((1, "c"), 2),
+    }
     found.update(dict.fromkeys(error_classes(), (1,)))
     return found
 
@@ -76,7 +84,19 @@ def extract() -> Catalog:
         str(ROOT), method_map, options_map, keywords=keywords(), comment_tags=("Translators:",)
     ):
         catalogue.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    add_help_texts(catalogue)
     return catalogue
+
+
+def add_help_texts(catalogue: Catalog) -> None:
+    """Add the command line's ``--help`` texts, each with the command that shows it."""
+    from newsletter.cli import main  # imported here: only extraction needs the command tree
+    from newsletter.cli.help import help_texts
+
+    for text in help_texts(main):
+        where = text.module.replace(".", "/") + ".py"
+        comment = f"`{text.command} --help`"
+        catalogue.add(text.msgid, None, [(where, None)], auto_comments=[comment])
 
 
 def languages() -> list[str]:

@@ -9,15 +9,19 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import click
-from babel.core import default_locale
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from newsletter.config import Config, config_path_from, load_config
+from newsletter.cli.help import HelpCommand, HelpGroup
+from newsletter.cli.language import cli_gettext as cli_gettext
+from newsletter.cli.language import cli_language as cli_language
+from newsletter.cli.usage import show_usage_error
+from newsletter.config import Config, DeprecatedName, config_path_from, load_config
 from newsletter.db import current_revision, make_engine
 from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
-from newsletter.i18n import LANGUAGES, gettext, ngettext, translations
+from newsletter.i18n import gettext, ngettext, translations
 from newsletter.inputs import MAX_ID, parse_count
+from newsletter.templating import translator
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,22 +47,12 @@ CLI_FLAGS = {
     "position": "POSITION",
     "number": "NUMBER",
     "yes": "--yes",
+    "days": "--days",
     "run": "--run",
+    "weeks": "--weeks",
+    "feed_id": "FEED_ID",
+    "message_id": "MESSAGE_ID",
 }
-
-
-def cli_language() -> str:
-    """The language the command line speaks: the user's locale (``LANGUAGE``, ``LC_ALL``,
-    ``LC_MESSAGES``, ``LANG``), as for any gettext program; English for a language the product
-    does not speak. (The list's language is for subscribers and its pages.)"""
-    found = default_locale("LC_MESSAGES") or "en"
-    language = found.split("_")[0]
-    return language if language in LANGUAGES else "en"
-
-
-def cli_gettext() -> Callable[[str], str]:
-    """The command line's ``gettext``, for rendering an error's key."""
-    return gettext(cli_language())
 
 
 def cli_ngettext(singular: str, plural: str, num: int) -> str:
@@ -71,10 +65,33 @@ def cli_pgettext(context: str, msgid: str) -> str:
     return translations(cli_language()).pgettext(context, msgid)
 
 
+def cli_word(value: object) -> str:
+    """A status, kind or action word (``active``, ``hard_bounce``) in the command line's
+    language, as the dashboard shows it; the word itself when it has no translation."""
+    return translator(cli_language())(value)
+
+
 def _(msgid: str, /, **values: Any) -> str:
     """``msgid`` in the command line's language, filled with ``values`` (``%(name)s``)."""
     text = gettext(cli_language())(msgid)
     return text % values if values else text
+
+
+def deprecation_warning(note: DeprecatedName) -> str:
+    """The warning for a deprecated setting name, in the command line's language."""
+    if note.used:
+        return _(
+            "Warning: %(old)s (%(source)s) is deprecated: rename it %(new)s.",
+            old=note.old,
+            source=note.source,
+            new=note.new,
+        )
+    return _(
+        "Warning: %(old)s (%(source)s) is deprecated and ignored, since %(new)s is set: remove it.",
+        old=note.old,
+        source=note.source,
+        new=note.new,
+    )
 
 
 class WholeNumber(click.ParamType[int, Any]):
@@ -102,6 +119,17 @@ class WholeNumber(click.ParamType[int, Any]):
         return number
 
 
+class Choice(click.Choice[str]):
+    """``click.Choice`` whose refusal speaks the command line's language."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            choices = ", ".join(f"'{c}'" for c in self.choices)
+            self.fail(_("'%(value)s' is not one of %(choices)s.", value=value, choices=choices))
+
+
 def cli_label(where: str) -> str:
     """The command line's name for the field ``where``."""
     return CLI_FLAGS.get(where, where)
@@ -116,7 +144,10 @@ class AppContext:
 
     @cached_property
     def config(self) -> Config:
-        return load_config(self.config_option)
+        config = load_config(self.config_option)
+        for note in config.deprecated:
+            click.echo(deprecation_warning(note), err=True)
+        return config
 
     @property
     def config_path(self) -> str:
@@ -133,12 +164,32 @@ class AppContext:
         return self._engine
 
 
-class NewsletterGroup(click.Group):
-    """Maps the product's errors to a one-line message and an exit code, never a traceback."""
+class NewsletterGroup(HelpGroup):
+    """Maps the product's errors to a one-line message and an exit code, never a traceback.
+    Its commands and groups show their help in the user's language (``newsletter.cli.help``)."""
+
+    command_class = HelpCommand
+    group_class = HelpGroup
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # ``newsletter --bogus``: the top level's own options
+            show_usage_error(exc)
+            sys.exit(exc.exit_code)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a subcommand's: unknown, missing option, bad value
+            show_usage_error(exc)
+            sys.exit(exc.exit_code)
         except NewsletterError as exc:
             message = exc.render(gettext(cli_language()), cli_label)
             click.echo(_("Error: %(message)s", message=message), err=True)

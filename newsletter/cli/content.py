@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from newsletter import content
-from newsletter.cli.base import AppContext, WholeNumber, _, cli_gettext, main, pass_app
+from newsletter.cli.base import AppContext, Choice, WholeNumber, _, cli_gettext, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.errors import InvalidInputError
@@ -151,7 +151,7 @@ def issue_import(app: AppContext, path: Path) -> None:
 
 @issue.command("preview")
 @click.option(
-    "--format", "fmt", type=click.Choice(["html", "text", "eml"]), default="text", show_default=True
+    "--format", "fmt", type=Choice(["html", "text", "eml"]), default="text", show_default=True
 )
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout."

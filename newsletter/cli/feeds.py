@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from newsletter.cli.base import AppContext, _, cli_gettext, main, pass_app
+from newsletter.cli.base import AppContext, WholeNumber, _, cli_gettext, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.intake.fetcher import FetchPolicy
@@ -67,7 +67,7 @@ def feeds_list(app: AppContext) -> None:
 
 
 @feeds.command("remove")
-@click.argument("feed_id", type=int)
+@click.argument("feed_id", type=WholeNumber("feed_id"))
 @pass_app
 def feeds_remove(app: AppContext, feed_id: int) -> None:
     """Forget a feed (the links it queued stay)."""

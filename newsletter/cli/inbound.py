@@ -1,8 +1,10 @@
 """``newsletter inbound``: the return path from the command line.
 
 ``newsletter inbound`` runs the LMTP intake; ``inbound deliver`` takes one message on standard
-input (Postfix ``pipe``, ``.forward``, procmail); ``inbound poll`` reads the IMAP bounce
-mailbox once; ``inbound list`` and ``inbound show`` are the editors' inbound view.
+input (Postfix ``pipe``, ``.forward``, procmail) and answers with a sysexits code;
+``inbound poll`` reads the IMAP bounce mailbox once; ``inbound list`` and ``inbound show`` are
+the editors' inbound view; ``inbound purge`` removes the raw bytes of old messages
+(``[bounces] keep_raw_days``), as the schedule does daily.
 """
 
 from __future__ import annotations
@@ -15,19 +17,31 @@ from collections.abc import Sequence
 
 import click
 
-from newsletter.cli.base import AppContext, _, main, pass_app
+from newsletter.cli.base import AppContext, Choice, WholeNumber, _, cli_word, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
 from newsletter.inbound.figures import Deliverability
 from newsletter.inbound.models import InboundKind
-from newsletter.services.inbound import get_inbound, list_inbound, receive_message
+from newsletter.services.inbound import (
+    get_inbound,
+    list_inbound,
+    purge_raw_messages,
+    raw_retention,
+    receive_message,
+)
 
+EX_DATAERR = 65  # sysexits.h: refused for good (empty or too large); the MTA bounces it
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
 
 
 @main.group(invoke_without_command=True)
 @click.option("--host", default=None, help="Listen address (default: [bounces] lmtp_host).")
-@click.option("--port", default=None, type=int, help="Listen port (default: [bounces] lmtp_port).")
+@click.option(
+    "--port",
+    default=None,
+    type=WholeNumber("port", high=65535),
+    help="Listen port (default: [bounces] lmtp_port).",
+)
 @click.pass_context
 def inbound(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Bounces, complaints and mailto unsubscribes. Alone: run the LMTP intake."""
@@ -70,8 +84,22 @@ def inbound(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.option("--sender", default=None, help="Envelope sender (Postfix pipe: ${sender}).")
 @pass_app
 def deliver(app: AppContext, recipients: Sequence[str], sender: str | None) -> None:
-    """Take one message on standard input. Exit 0: recorded; 75: try again later."""
-    raw = sys.stdin.buffer.read()
+    """Take one message on standard input. Exit 0: recorded; 65: refused (empty, or over
+    [bounces] max_message_bytes); 75: try again later."""
+    limit = int(app.config.get("bounces", "max_message_bytes"))
+    raw = sys.stdin.buffer.read(limit + 1)  # never more than one byte over the limit
+    if not raw:
+        click.echo(_("refused: the message is empty"), err=True)
+        sys.exit(EX_DATAERR)
+    if len(raw) > limit:
+        click.echo(
+            _(
+                "refused: the message is larger than %(limit)s bytes ([bounces] max_message_bytes)",
+                limit=limit,
+            ),
+            err=True,
+        )
+        sys.exit(EX_DATAERR)
     envelope_to = (
         list(recipients)
         or [
@@ -124,7 +152,7 @@ def poll(app: AppContext) -> None:
 @inbound.command("list")
 @click.option(
     "--kind",
-    type=click.Choice([k.value for k in InboundKind]),
+    type=Choice([k.value for k in InboundKind]),
     default=None,
     help="Only this classification (e.g. unclassified: the ones to read).",
 )
@@ -140,26 +168,81 @@ def list_command(app: AppContext, kind: str | None, limit: int) -> None:
     tz = app.config.timezone
     for row in rows:
         when = row.received_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        ref = f" send {row.run_id}" if row.run_id else ""
-        click.echo(f"#{row.id} {when} {row.source:<8} {row.kind:<12} {row.action:<12}{ref}")
+        ref = " " + _("send %(run_id)s", run_id=row.run_id) if row.run_id else ""
+        kind, action = cli_word(row.kind), cli_word(row.action)
+        click.echo(f"#{row.id} {when} {row.source:<8} {kind:<16} {action:<16}{ref}")
         click.echo(f"    {row.header_from[:60]} | {row.subject[:70]}")
         if row.detail:
             click.echo(f"    {row.detail[:150]}")
 
 
 @inbound.command("show")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=WholeNumber("message_id"))
 @pass_app
 def show(app: AppContext, message_id: int) -> None:
     """One inbound message, as received."""
     with transaction(app.engine()) as session:
         detail = get_inbound(session, message_id)
     row = detail.row
-    click.echo(f"#{row.id} {row.source} {row.kind} {row.action} {detail.status_code}")
-    click.echo(f"envelope: {detail.envelope_from} -> {detail.envelope_to}")
-    click.echo(f"detail: {row.detail}")
+    kind, action = cli_word(row.kind), cli_word(row.action)
+    click.echo(f"#{row.id} {row.source} {kind} {action} {detail.status_code}")
+    envelope = f"{detail.envelope_from} -> {detail.envelope_to}"
+    click.echo(_("%(field)s: %(value)s", field=_("envelope"), value=envelope))
+    click.echo(_("%(field)s: %(value)s", field=_("detail"), value=row.detail))
     click.echo("")
+    if detail.raw_removed_at is not None:
+        removed = detail.raw_removed_at.astimezone(app.config.timezone).strftime("%Y-%m-%d")
+        click.echo(
+            _(
+                "The raw message was removed on %(date)s, %(days)s days after it arrived "
+                "([bounces] keep_raw_days).",
+                date=removed,
+                days=detail.kept_days,
+            )
+        )
+        return
     click.echo(detail.text)
+
+
+@inbound.command("purge")
+@click.option(
+    "--days",
+    type=WholeNumber("days"),
+    default=None,
+    help="Remove the raw bytes of handled messages older than this many days "
+    "(default: [bounces] keep_raw_days).",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@pass_app
+def purge(app: AppContext, days: int | None, dry_run: bool) -> None:
+    """Remove the raw bytes of old inbound messages; their rows and figures stay."""
+    retention = raw_retention(app.config, handled_days=days)
+    if retention.handled_days <= 0:
+        click.echo(_("Retention is off ([bounces] keep_raw_days = 0): nothing removed."))
+        return
+    report = purge_raw_messages(app.engine(), retention, now=utc_now(), dry_run=dry_run)
+    values = {"count": report.messages, "bytes": report.bytes, "days": retention.handled_days}
+    if dry_run:
+        line = _(
+            "Would remove the raw bytes of %(count)s message(s) older than %(days)s days "
+            "(%(bytes)s bytes); nothing changed.",
+            **values,
+        )
+    else:
+        line = _(
+            "Removed the raw bytes of %(count)s message(s) older than %(days)s days "
+            "(%(bytes)s bytes); their rows and figures stay.",
+            **values,
+        )
+    click.echo(line)
+    if report.waiting:
+        click.echo(
+            _(
+                "%(count)s unclassified message(s) kept longer for an editor to read "
+                "([bounces] keep_unclassified_days).",
+                count=report.waiting,
+            )
+        )
 
 
 def deliverability_lines(figures: Deliverability) -> list[str]:

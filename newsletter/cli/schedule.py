@@ -9,7 +9,15 @@ from datetime import datetime, time
 import click
 from sqlalchemy import select
 
-from newsletter.cli.base import AppContext, _, cli_ngettext, cli_pgettext, main, pass_app
+from newsletter.cli.base import (
+    AppContext,
+    WholeNumber,
+    _,
+    cli_ngettext,
+    cli_pgettext,
+    main,
+    pass_app,
+)
 from newsletter.clock import utc_now
 from newsletter.config import Config
 from newsletter.content import queued_links
@@ -43,7 +51,13 @@ def schedule_group() -> None:
 
 
 @schedule_group.command("show")
-@click.option("--weeks", type=click.IntRange(1, 104), default=8, show_default=True)
+@click.option(
+    "--weeks",
+    type=WholeNumber("weeks", 1, 104),
+    default=8,
+    show_default=True,
+    help="How many weeks to show, from 1 to 104.",
+)
 @click.option(
     "--from",
     "start",

@@ -12,7 +12,16 @@ from datetime import timedelta
 import click
 from sqlalchemy import Engine
 
-from newsletter.cli.base import AppContext, WholeNumber, _, main, pass_app
+from newsletter.cli.base import (
+    AppContext,
+    Choice,
+    WholeNumber,
+    _,
+    cli_ngettext,
+    cli_word,
+    main,
+    pass_app,
+)
 from newsletter.cli.inbound import deliverability_lines
 from newsletter.clock import utc_now
 from newsletter.config import Config
@@ -52,8 +61,13 @@ def send_now(app: AppContext, intro: str | None, detach: bool, yes: bool) -> Non
     with transaction(engine) as session:
         started = sends.publish_now(session, app.config, now, intro, prepared)
     click.echo(
-        f"Issue #{started.issue_number} «{started.subject}»: "
-        f"{started.recipients} recipients (run {started.run_id})."
+        _(
+            "Issue #%(number)s «%(subject)s»: %(recipients)s (run %(run_id)s).",
+            number=started.issue_number,
+            subject=started.subject,
+            recipients=cli_ngettext("%(num)s recipient", "%(num)s recipients", started.recipients),
+            run_id=started.run_id,
+        )
     )
     if not detach:
         drive_run(app.config, engine, started.run_id)
@@ -149,7 +163,7 @@ def send_test(app: AppContext, email: str) -> None:
         view = sends.next_issue_view(session, config, utc_now())
     rendered = sends.render_view(config, view)
     asyncio.run(sends.send_test(config, rendered, email, utc_now()))
-    click.echo(f"Test of «{rendered.subject}» sent to {email}.")
+    click.echo(_("Test of «%(subject)s» sent to %(email)s.", subject=rendered.subject, email=email))
 
 
 @send.command("pause")
@@ -196,7 +210,7 @@ def send_status(app: AppContext, run_id: int | None) -> None:
 @main.command("deliveries")
 @click.argument("number", type=WholeNumber("number"))
 @click.option("--status", "status", default=None, help="Only this state (e.g. failed, bounced).")
-@click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text")
+@click.option("--format", "fmt", type=Choice(["text", "csv"]), default="text")
 @pass_app
 def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> None:
     """Who got issue NUMBER and who did not: one line per recipient."""
@@ -210,7 +224,7 @@ def deliveries(app: AppContext, number: int, status: str | None, fmt: str) -> No
     for row in rows:
         sent = row.sent_at.strftime("%Y-%m-%d %H:%M:%S") if row.sent_at else "-"
         error = f"  {row.last_error}" if row.last_error else ""
-        click.echo(f"{row.email:40} {row.status:8} {row.attempts:>2} {sent}{error}")
+        click.echo(f"{row.email:40} {cli_word(row.status):12} {row.attempts:>2} {sent}{error}")
     click.echo(_("%(count)s deliveries.", count=len(rows)))
     for line in deliverability_lines(figures):
         click.echo(line)
@@ -253,14 +267,14 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 def describe(progress: RunProgress) -> list[str]:
     """The lines of ``send status``."""
-    counts = ", ".join(f"{status} {n}" for status, n in sorted(progress.counts.items()))
+    counts = ", ".join(f"{cli_word(status)} {n}" for status, n in sorted(progress.counts.items()))
     lines = [
         _(
             "Run %(run_id)s (%(key)s) «%(subject)s»: %(status)s",
             run_id=progress.run_id,
             key=progress.key,
             subject=progress.subject,
-            status=progress.status,
+            status=cli_word(progress.status),
         ),
         _(
             "  %(finished)s/%(total)s finished — %(counts)s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -101,7 +102,7 @@ async def run_server(
     services: Sequence[tuple[str, ServiceFactory]] = tuple(SERVICES),
 ) -> None:
     """Start the services, serve HTTP until SIGINT/SIGTERM, then stop the services."""
-    from newsletter.web.app import create_app
+    from newsletter.web.app import create_app, hide_tokens_in_access_log
 
     with _signals_end_serving():
         async with contextlib.AsyncExitStack() as stack:
@@ -120,10 +121,16 @@ async def run_server(
                     host=host,
                     port=port,
                     log_level="info",
+                    access_log=bool(config.get("web", "access_log")),
                     lifespan="on",
                     **proxy_options(config),
                 )
             )
+            hide_tokens_in_access_log()
+            # Everything made so far (modules, the app, the services) lives as long as the
+            # process: out of the collector's sight, a full collection no longer walks it,
+            # which otherwise stops every request for tens of milliseconds now and then.
+            gc.freeze()
             await server.serve()
             if not server.started:
                 raise ConfigError(

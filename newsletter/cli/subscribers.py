@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli.base import AppContext, _, main, pass_app
+from newsletter.cli.base import AppContext, Choice, _, cli_word, main, pass_app
 from newsletter.clock import utc_now
 from newsletter.db import transaction
+from newsletter.i18n import N_
 from newsletter.sending import TransactionalMailer
 from newsletter.services import subscribers as subscriber_service
 from newsletter.services.subscribers import STATUSES, ImportOptions
@@ -71,7 +72,7 @@ def add(app: AppContext, email: str, name: str, confirmed: bool, source: str) ->
 @subscribers.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
-    "--format", "fmt", type=click.Choice(subscriber_io.FORMATS), default="auto", show_default=True
+    "--format", "fmt", type=Choice(subscriber_io.FORMATS), default="auto", show_default=True
 )
 @click.option("--confirmed", is_flag=True, help="The addresses consented elsewhere: add as active.")
 @click.option(
@@ -102,10 +103,8 @@ def import_(
 
 @subscribers.command("export")
 @click.argument("email", required=False)
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
-)
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only this status.")
+@click.option("--format", "fmt", type=Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--status", type=Choice(STATUSES), default=None, help="Only this status.")
 @pass_app
 def export(app: AppContext, email: str | None, fmt: str, status: str | None) -> None:
     """Print every subscriber as CSV or JSON; with EMAIL, everything held about that person
@@ -119,13 +118,27 @@ def export(app: AppContext, email: str | None, fmt: str, status: str | None) -> 
 
 
 @subscribers.command("list")
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only this status.")
+@click.option("--status", type=Choice(STATUSES), default=None, help="Only this status.")
 @pass_app
 def list_(app: AppContext, status: str | None) -> None:
     """List subscribers: address, status, name."""
     with transaction(app.engine()) as session:
         for subscriber in store.list_subscribers(session, status):
             click.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}")
+
+
+# ``subscribers show``'s lines: the exported field and how a person reads its name.
+PERSON_FIELDS = {
+    "email": N_("address"),
+    "name": N_("name"),
+    "status": N_("status"),
+    "source": N_("source"),
+    "language": N_("language"),
+    "created_at": N_("created"),
+    "confirmed_at": N_("confirmed"),
+    "unsubscribed_at": N_("unsubscribed"),
+    "bounced_at": N_("bounced"),
+}
 
 
 @subscribers.command("show")
@@ -135,14 +148,17 @@ def show(app: AppContext, email: str) -> None:
     """Show one subscriber and their consent log."""
     with transaction(app.engine()) as session:
         data = store.export_person(session, email)
-    for key, value in data["subscriber"].items():
-        click.echo(f"{key}: {value if value is not None else '-'}")
+    person = data["subscriber"]
+    for key, label in PERSON_FIELDS.items():
+        value = person[key]
+        shown = "-" if value is None else cli_word(value) if key == "status" else value
+        click.echo(_("%(field)s: %(value)s", field=_(label), value=shown))
     click.echo(_("consent log:"))
     for event in data["consent_log"]:
         where = ", ".join(
             f"{k}={event[k]}" for k in ("source", "ip", "consent_text_version") if event[k]
         )
-        click.echo(f"  {event['at']}  {event['kind']}  {where}")
+        click.echo(f"  {event['at']}  {cli_word(event['kind'])}  {where}")
 
 
 @subscribers.command("remove")
@@ -193,5 +209,5 @@ def stats(app: AppContext) -> None:
     with transaction(app.engine()) as session:
         counts = store.count_by_status(session)
     for status, count in counts.items():
-        click.echo(f"{status}: {count}")
+        click.echo(_("%(field)s: %(value)s", field=cli_word(status), value=count))
     click.echo(_("total: %(count)s", count=sum(counts.values())))

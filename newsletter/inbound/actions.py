@@ -148,17 +148,7 @@ def _soft_bounce(
     now: datetime,
 ) -> InboundOutcome:
     policy = soft_bounce_policy(config)
-    # One soft bounce per send counts: a relay's repeated "still delayed" DSNs are one.
-    per_run = session.execute(
-        select(InboundMessage.run_id, func.max(InboundMessage.received_at))
-        .where(
-            InboundMessage.subscriber_id == subscriber.id,
-            InboundMessage.kind == InboundKind.SOFT_BOUNCE,
-            InboundMessage.received_at >= now - policy.window,
-        )
-        .group_by(InboundMessage.run_id)
-    ).all()
-    times = [at for _, at in per_run]
+    times = _soft_bounce_times(session, subscriber.id, now - policy.window)
     detail = f"{len(times)} soft bounce(s) within {policy.window.days} days"
     if subscriber.status != SubscriberStatus.ACTIVE or not soft_bounce_limit_reached(
         times, now, policy
@@ -169,6 +159,33 @@ def _soft_bounce(
     limit_context = ConsentContext(source=context.source, detail=f"{detail}; {context.detail}")
     record_consent(session, config.secret_key, subscriber, ConsentKind.BOUNCED, now, limit_context)
     return InboundOutcome(InboundKind.SOFT_BOUNCE, InboundAction.SOFT_LIMIT, detail)
+
+
+def _soft_bounce_times(session: Session, subscriber_id: int, since: datetime) -> list[datetime]:
+    """When each send soft-bounced for the subscriber since ``since``: a soft-bounce DSN came
+    back for it, or the relay answered 4xx until the sender gave up (a ``failed`` delivery that
+    was attempted). One per send: a relay's repeated "still delayed" DSNs are one."""
+    per_run: dict[int | None, datetime] = {}
+    dsns = session.execute(
+        select(InboundMessage.run_id, func.max(InboundMessage.received_at))
+        .where(
+            InboundMessage.subscriber_id == subscriber_id,
+            InboundMessage.kind == InboundKind.SOFT_BOUNCE,
+            InboundMessage.received_at >= since,
+        )
+        .group_by(InboundMessage.run_id)
+    )
+    relay = session.execute(
+        select(Delivery.run_id, Delivery.updated_at).where(
+            Delivery.subscriber_id == subscriber_id,
+            Delivery.status == DeliveryStatus.FAILED,
+            Delivery.attempts > 0,
+            Delivery.updated_at >= since,
+        )
+    )
+    for run_id, at in [*dsns, *relay]:
+        per_run[run_id] = max(at, per_run.get(run_id, at))
+    return list(per_run.values())
 
 
 def _complaint(

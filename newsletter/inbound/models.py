@@ -54,6 +54,8 @@ class InboundMessage(Base):
     message_id: Mapped[str] = mapped_column(String(500), default="")
     size: Mapped[int] = mapped_column(Integer, default=0)
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    # When the retention job emptied ``raw`` ([bounces] keep_raw_days); None while it is kept.
+    raw_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     kind: Mapped[str] = mapped_column(String(20))
     action: Mapped[str] = mapped_column(String(20))
     status_code: Mapped[str] = mapped_column(String(20), default="")

@@ -36,6 +36,27 @@ def soft_bounce_limit_reached(
 
 
 @dataclass(frozen=True)
+class RawRetention:
+    """How long the raw bytes of inbound messages are kept: ``handled_days`` for a message
+    that was classified and acted on (or ignored), ``unclassified_days`` for one still waiting
+    for an editor to read it. 0 keeps them forever; an unclassified message is never emptied
+    before a handled one would be."""
+
+    handled_days: int = 90
+    unclassified_days: int = 365
+
+    def handled_cutoff(self, now: datetime) -> datetime | None:
+        """Handled messages received before this lose their raw bytes; None: none do."""
+        return now - timedelta(days=self.handled_days) if self.handled_days > 0 else None
+
+    def unclassified_cutoff(self, now: datetime) -> datetime | None:
+        """Unclassified messages received before this lose their raw bytes; None: none do."""
+        if self.handled_days <= 0 or self.unclassified_days <= 0:
+            return None
+        return now - timedelta(days=max(self.unclassified_days, self.handled_days))
+
+
+@dataclass(frozen=True)
 class RateThresholds:
     """A run pauses when its hard-bounce or complaint rate passes these fractions, judged once
     at least ``min_sent`` messages of it were delivered."""

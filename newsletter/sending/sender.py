@@ -147,7 +147,7 @@ class Sender:
         self.policy = RetryPolicy(
             max_attempts=max(int(config.get("smtp", "max_attempts")), 1),
             base_delay=options.retry_base,
-            soft_bounce_limit=int(config.get("subscribers", "soft_bounce_limit")),
+            soft_bounce_limit=int(config.get("bounces", "soft_bounce_limit")),
             secret=config.secret_key,
         )
         self.owner = Owner.this_process()

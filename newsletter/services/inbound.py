@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +25,9 @@ from newsletter.inbound.actions import act
 from newsletter.inbound.classify import Classification, Headline, classify, headline
 from newsletter.inbound.figures import Deliverability, run_deliverability
 from newsletter.inbound.models import InboundAction, InboundKind, InboundMessage
+from newsletter.inbound.policy import RawRetention
 from newsletter.inbound.providers import ProviderEvent
+from newsletter.inbound.retention import RawPurge, measure_raw_purge, purge_raw
 from newsletter.models import Delivery, SendRun
 from newsletter.returnpath import DeliveryRef, ReturnPurpose, read_return_address
 from newsletter.sending import issue_run_key
@@ -197,6 +199,14 @@ class InboundDetail:
     envelope_to: str
     status_code: str
     text: str  # the raw message, decoded for reading, at most ``MAX_SHOWN`` characters
+    raw_removed_at: datetime | None = None  # the retention job emptied it then ("" text)
+
+    @property
+    def kept_days(self) -> int | None:
+        """How many days the raw message was kept before it was removed; None while it is."""
+        if self.raw_removed_at is None:
+            return None
+        return (self.raw_removed_at - self.row.received_at) // timedelta(days=1)
 
 
 MAX_SHOWN = 200_000
@@ -238,7 +248,29 @@ def get_inbound(session: Session, message_id: int) -> InboundDetail:
         envelope_to=message.envelope_to,
         status_code=message.status_code,
         text=text,
+        raw_removed_at=message.raw_removed_at,
     )
+
+
+# --- retention of raw messages ----------------------------------------------------------------
+
+
+def raw_retention(config: Config, *, handled_days: int | None = None) -> RawRetention:
+    """``[bounces] keep_raw_days`` and ``keep_unclassified_days``; ``handled_days`` overrides
+    the first for one run (``inbound purge --days``)."""
+    days = int(config.get("bounces", "keep_raw_days")) if handled_days is None else handled_days
+    return RawRetention(days, int(config.get("bounces", "keep_unclassified_days")))
+
+
+def purge_raw_messages(
+    engine: Engine, retention: RawRetention, *, now: datetime, dry_run: bool = False
+) -> RawPurge:
+    """Remove the raw bytes of the inbound messages past ``retention`` at ``now``, in one
+    transaction; rows stay (see ``newsletter.inbound.retention``). A dry run only counts."""
+    with transaction(engine) as session:
+        if dry_run:
+            return measure_raw_purge(session, retention, now)
+        return purge_raw(session, retention, now)
 
 
 def deliverability(session: Session, run_id: int) -> Deliverability:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import Engine
@@ -26,6 +27,7 @@ from newsletter.web.api import app as editor_api
 from newsletter.web.security import (
     BodySizeLimitMiddleware,
     CSRFMiddleware,
+    HideTokensFilter,
     SecurityHeadersMiddleware,
 )
 
@@ -46,6 +48,13 @@ async def healthz(request: Request) -> Response:
     scheduler = getattr(state, "scheduler", None)
     schedule["scheduler_running"] = bool(scheduler is not None and scheduler.running)
     return JSONResponse({"status": "ok", "schedule": schedule})
+
+
+def hide_tokens_in_access_log() -> None:
+    """Keep link tokens out of uvicorn's access log (call once uvicorn set up its logging)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, HideTokensFilter) for f in access.filters):
+        access.addFilter(HideTokensFilter())
 
 
 def create_app(config: Config, engine: Engine, **state: Any) -> Starlette:

@@ -8,7 +8,7 @@ from each other.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from newsletter.i18n import N_, gettext
 from newsletter.sending import RenderedEmail, TransactionalMailer
 from newsletter.services import sends
 from newsletter.web.security import client_ip
+from newsletter.web.writer import BatchWork as BatchWork
 from newsletter.web.writer import WriteQueue
 from subscribers.optin import Mailer
 from subscribers.store import ConsentContext
@@ -81,6 +82,20 @@ async def run_db(request: Request, work: Callable[[Session], T]) -> T:
     if engine.dialect.name != "sqlite":
         return await run_in_threadpool(_in_transaction, engine, work)
     return await _write_queue(request).run(work)
+
+
+async def run_db_batched(request: Request, batch: BatchWork, item: Any) -> Any:
+    """``item``'s result from ``batch(session, items)``, run for every item queued with it
+    in one write transaction (``WriteQueue.run_batched``: group commit for the writes that
+    come by the thousand); raises the exception returned for ``item``. On PostgreSQL each
+    item runs alone in a worker thread."""
+    engine: Engine = request.app.state.engine
+    if engine.dialect.name == "sqlite":
+        return await _write_queue(request).run_batched(batch, item)
+    outcome = (await run_in_threadpool(_in_transaction, engine, lambda s: batch(s, [item])))[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 async def read_db(request: Request, work: Callable[[Session], T]) -> T:

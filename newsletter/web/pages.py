@@ -13,7 +13,7 @@ from newsletter import templating
 from newsletter.config import Config
 from newsletter.i18n import Gettext, gettext
 from newsletter.resources import WEB_TEMPLATES_DIR
-from newsletter.web.security import CSRF_FIELD, csrf_token
+from newsletter.web.security import CSRF_FIELD, FormToken
 
 WEB_TEMPLATES = WEB_TEMPLATES_DIR
 
@@ -48,7 +48,8 @@ def render_page(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """Render ``templates/web/<name>`` with ``context`` plus the request and a CSRF token."""
-    values = {"request": request, "csrf_token": csrf_token(request), **(context or {})}
+    """Render ``templates/web/<name>`` with ``context`` plus the request and the CSRF token
+    for its forms (made only if the page has one)."""
+    values = {"request": request, "csrf_token": FormToken(request), **(context or {})}
     html = environment(request).get_template(name).render(values)
     return HTMLResponse(html, status_code=status_code, headers=headers)

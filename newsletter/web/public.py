@@ -12,8 +12,9 @@ committed, through the app's ``Mailer`` (``app.state.mailer``, by default the SM
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -30,7 +31,14 @@ from newsletter.clock import utc_now
 from newsletter.db import read_transaction
 from newsletter.errors import DeliveryError, InvalidInputError, TokenError
 from newsletter.services.archive import sent_issues
-from newsletter.web.common import consent_context, mailer, read_db, run_db
+from newsletter.web.common import (
+    BatchWork,
+    consent_context,
+    mailer,
+    read_db,
+    run_db,
+    run_db_batched,
+)
 from newsletter.web.pages import page_gettext, render_page
 from newsletter.web.security import CSRFError, RequestLimiter, check_csrf, client_ip
 from subscribers import optin
@@ -278,22 +286,49 @@ async def unsubscribe_page(request: Request) -> Response:
 
 
 async def unsubscribe(request: Request) -> Response:
-    """Our button and RFC 8058 one-click POSTs alike: the token is the only proof needed."""
+    """Our button and RFC 8058 one-click POSTs alike: the token is the only proof needed.
+    One-click POSTs come by the thousand after a send, so they are written in batches."""
     token = str(request.path_params["token"])
-    config, now = request.app.state.config, utc_now()
-    try:
-        form = await read_form(request)
-    except InvalidInputError:
-        form = FormData()
-    one_click = field(form, "List-Unsubscribe") == "One-Click"
+    one_click = await is_one_click(request)
     context = consent_context(request, "one-click" if one_click else "web")
+    item = optin.Unsubscription(token, utc_now(), context)
     try:
-        await in_transaction(
-            request, lambda s: optin.unsubscribe(s, config, token, context=context, now=now)
-        )
+        await run_db_batched(request, unsubscribe_batch(request), item)
     except TokenError:
         return invalid_link(request)
     return unsubscribed_page(request)
+
+
+async def is_one_click(request: Request) -> bool:
+    """Whether the POST says ``List-Unsubscribe=One-Click`` (RFC 8058), urlencoded (read
+    directly: this is the hot path) or multipart."""
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        try:
+            body = (await request.body()).decode("utf-8")
+        except (ClientDisconnect, UnicodeDecodeError):
+            return False
+        return ("List-Unsubscribe", "One-Click") in parse_qsl(body, max_num_fields=20)
+    try:
+        form = await read_form(request)
+    except InvalidInputError:
+        return False
+    return field(form, "List-Unsubscribe") == "One-Click"
+
+
+def unsubscribe_batch(request: Request) -> BatchWork:
+    """``optin.unsubscribe_many`` for this app's configuration: one function per app, so the
+    writer groups the requests queued together."""
+    state = request.app.state
+    found: BatchWork | None = getattr(state, "unsubscribe_batch", None)
+    if found is None:
+        config = state.config
+
+        def batch(session: Session, items: Sequence[Any]) -> Sequence[Any]:
+            return optin.unsubscribe_many(session, config, items)
+
+        found = batch
+        state.unsubscribe_batch = found
+    return found
 
 
 def unsubscribed_page(request: Request) -> Response:

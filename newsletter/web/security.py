@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
+import re
 import secrets
 import time
 from collections import deque
@@ -138,8 +140,10 @@ async def _send_413(send: Send) -> None:
 
 
 class CSRFMiddleware:
-    """Gives every visitor a random CSRF cookie (set on the response when new) and puts its
-    value in ``request.state.csrf_seed`` for ``csrf_token``."""
+    """Puts the visitor's CSRF seed (from their cookie) in ``request.state.csrf_seed`` for
+    ``csrf_token``; a visitor without one gets a new seed, and its cookie, only when a page
+    renders a form (``csrf_token`` was called). Answers without a form, such as the
+    one-click unsubscribes that mail providers POST by the thousand, set no cookie."""
 
     def __init__(self, app: ASGIApp, exempt_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
@@ -150,15 +154,17 @@ class CSRFMiddleware:
             await self.app(scope, receive, send)
             return
         seed = Request(scope).cookies.get(CSRF_COOKIE, "")
-        is_new = len(seed) < 32 or len(seed) > 64 or not seed.replace("-", "").isalnum()
-        if is_new:
-            seed = secrets.token_hex(16)
-        scope.setdefault("state", {})["csrf_seed"] = seed
+        if len(seed) < 32 or len(seed) > 64 or not seed.replace("-", "").isalnum():
+            seed = ""
+        state = scope.setdefault("state", {})
+        state["csrf_seed"] = seed
 
         async def send_with_cookie(message: Message) -> None:
-            if is_new and message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and state.pop(_NEW_SEED, False):
                 secure = "; Secure" if scope.get("scheme") == "https" else ""
-                cookie = f"{CSRF_COOKIE}={seed}; Path=/; HttpOnly; SameSite=Lax{secure}"
+                cookie = (
+                    f"{CSRF_COOKIE}={state['csrf_seed']}; Path=/; HttpOnly; SameSite=Lax{secure}"
+                )
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"set-cookie", cookie.encode()),
@@ -166,6 +172,10 @@ class CSRFMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+# ``request.state`` key: a seed was made for this request; the middleware sets its cookie.
+_NEW_SEED = "csrf_new_seed"
 
 
 def _secret(request: Request) -> str:
@@ -177,11 +187,30 @@ def _secret(request: Request) -> str:
 
 def csrf_token(request: Request) -> str:
     """The token to put in a form's hidden ``csrf_token`` field for this visitor (and, once
-    ``bind_csrf`` named it, for this session only)."""
-    seed = str(request.state.csrf_seed)
+    ``bind_csrf`` named it, for this session only). A visitor without a seed gets one now,
+    and its cookie with the response."""
+    seed = str(getattr(request.state, "csrf_seed", ""))
+    if not seed:
+        seed = secrets.token_hex(16)
+        request.state.csrf_seed = seed
+        setattr(request.state, _NEW_SEED, True)
     binding = str(getattr(request.state, "csrf_binding", ""))
     message = f"{seed}|{binding}" if binding else seed
     return hmac.new(_secret(request).encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+class FormToken:
+    """``csrf_token(request)`` made when a template prints it, not before: a page without a
+    form gives the visitor no seed and no cookie."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    def __str__(self) -> str:
+        return csrf_token(self.request)
+
+    def __html__(self) -> str:  # printed by an autoescaping template (hex: nothing to escape)
+        return csrf_token(self.request)
 
 
 def bind_csrf(request: Request, session_id: str) -> None:
@@ -195,6 +224,7 @@ def rotate_csrf_seed(request: Request, response: Response) -> None:
     stop working."""
     seed = secrets.token_hex(16)
     request.state.csrf_seed = seed
+    setattr(request.state, _NEW_SEED, False)  # the cookie is set here, not by the middleware
     secure = request.url.scheme == "https"
     response.set_cookie(CSRF_COOKIE, seed, path="/", httponly=True, samesite="lax", secure=secure)
 
@@ -263,3 +293,17 @@ def _is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class HideTokensFilter(logging.Filter):
+    """For uvicorn's access log: the token of an unsubscribe or confirmation link in a
+    logged path becomes ``…`` (whoever reads the log could otherwise use the link)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], _TOKEN_PATH.sub(r"\1…", args[2]), *args[3:])
+        return True
+
+
+_TOKEN_PATH = re.compile(r"^(/(?:u|confirm)/)[^/?#]+")

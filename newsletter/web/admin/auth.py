@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
+from urllib.parse import unquote, urlencode
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
@@ -120,6 +121,36 @@ def end_sessions(request: Request, editor_id: int) -> None:
             editor.session_version += 1
 
 
+ADMIN_HOME = "/admin/"
+MAX_NEXT_LENGTH = 2000
+
+
+def login_url(request: Request) -> str:
+    """The sign-in page, told to come back here afterwards (the bookmarklet's and the share
+    sheet's page keep the link they carry)."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if safe_next(here) == ADMIN_HOME:
+        return "/admin/login"
+    return f"/admin/login?{urlencode({'next': here})}"
+
+
+def safe_next(value: str) -> str:
+    """Where to go after signing in: ``value`` when it is a path of the dashboard on this
+    site, else the dashboard's home (never another site: no scheme, no ``//host``, no
+    backslash, no control character, no way out of ``/admin/``)."""
+    if (
+        not value.startswith(ADMIN_HOME)
+        or len(value) > MAX_NEXT_LENGTH
+        or "\\" in value
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+    ):
+        return ADMIN_HOME
+    path = value.split("?", 1)[0]
+    if any(part in (".", "..") for part in unquote(path).split("/")):
+        return ADMIN_HOME
+    return value
+
+
 async def csrf_ok(request: Request) -> bool:
     """Whether the posted form carries this visitor's CSRF token."""
     try:
@@ -138,7 +169,7 @@ def editor_required(endpoint: Endpoint) -> Endpoint:
         data = await run_in_threadpool(_load_session, request)
         if data is None:
             if request.method in SAFE_METHODS:
-                return RedirectResponse("/admin/login", status_code=303)
+                return RedirectResponse(login_url(request), status_code=303)
             return PlainTextResponse("Sign-in required", status_code=403)
         bind_csrf(request, data.nonce)
         if request.method not in SAFE_METHODS and not await csrf_ok(request):

@@ -45,7 +45,12 @@ async def inbound_message_page(request: Request) -> Response:
         detail = await read_db(request, lambda s: get_inbound(s, message_id))
     except NotFoundError as exc:
         return render_admin_page(request, "error.html", error_flash(request, exc), 404)
-    context = {"m": detail, "received": _local(request, detail.row.received_at)}
+    removed = detail.raw_removed_at
+    context = {
+        "m": detail,
+        "received": _local(request, detail.row.received_at),
+        "removed": _local(request, removed)[:10] if removed else "",
+    }
     return render_admin_page(request, "inbound_message.html", context)
 
 

@@ -15,6 +15,7 @@ from newsletter.web.admin.auth import (
     form_text,
     login_keys,
     login_limiter,
+    safe_next,
     set_session_cookie,
     sign_in,
 )
@@ -23,34 +24,38 @@ from newsletter.web.security import rotate_csrf_seed
 
 
 def _login_form(
-    request: Request, error: str = "", status_code: int = 200, email: str = ""
+    request: Request, error: str = "", status_code: int = 200, email: str = "", after: str = ""
 ) -> Response:
-    """The sign-in form; after a refusal it shows ``error`` and keeps the ``email`` typed."""
-    context = {"error": error, "email": email}
+    """The sign-in form; after a refusal it shows ``error`` and keeps the ``email`` typed.
+    ``after`` is where to go once signed in (checked again when the form comes back)."""
+    context = {"error": error, "email": email, "next": safe_next(after)}
     return render_admin_page(request, "login.html", context, status_code=status_code)
 
 
 async def login_page(request: Request) -> Response:
-    return _login_form(request)
+    return _login_form(request, after=request.query_params.get("next", ""))
 
 
 async def login_submit(request: Request) -> Response:
-    if not await csrf_ok(request):
-        return _login_form(request, "Your session expired; please try again.", 403)
     form = await request.form()
+    after = form_text(form, "next")
+    if not await csrf_ok(request):
+        return _login_form(request, "Your session expired; please try again.", 403, after=after)
     email = form_text(form, "email")
     password = form.get("password")
     password = password if isinstance(password, str) else ""
     limiter = login_limiter(request)
     keys = login_keys(request, email)
     if not limiter.begin_attempt(*keys):
-        return _login_form(request, "Too many attempts; try again in a few minutes.", 429, email)
+        return _login_form(
+            request, "Too many attempts; try again in a few minutes.", 429, email, after
+        )
     editor = await run_in_threadpool(sign_in, request, email, password)
     if editor is None:
-        return _login_form(request, "Wrong email or password.", 401, email)
+        return _login_form(request, "Wrong email or password.", 401, email, after)
     limiter.forgive(keys[0])
     limiter.reset(keys[1])
-    response = RedirectResponse("/admin/", status_code=303)
+    response = RedirectResponse(safe_next(after), status_code=303)
     set_session_cookie(response, request.app.state.config, editor)
     rotate_csrf_seed(request, response)
     return response
