@@ -28,13 +28,6 @@ def _serializer(secret: str, purpose: str) -> URLSafeSerializer:
     token; they keep no state between calls)."""
     if not secret:
         raise TokenError("no secret key configured ([web] secret_key)")
-    return _cached_serializer(secret, purpose)
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_serializer(secret: str, purpose: str) -> URLSafeSerializer:
-    # A send makes one token per recipient: building the serializer each time cost as much
-    # as signing. A serializer keeps no state between calls.
     return URLSafeSerializer(secret, salt=f"newsletter.{purpose}")
 
 
