@@ -194,3 +194,16 @@ def test_a_reply_that_never_comes_is_a_temporary_failure_and_the_next_mail_goes(
     assert isinstance(results[0], TemporaryFailure) and "timed out" in str(results[0]).lower()
     assert results[1] is None
     assert [m.rcpt_tos for m in received] == [["ok@example.org"]]
+
+
+def test_pipelined_sends_work_on_uvloop(pipelining: bool) -> None:
+    """On uvloop (what ``serve`` runs on), whose transports are not asyncio's classes, the
+    pool still sends, pipelined or not, and the bytes arrive unchanged."""
+    uvloop = pytest.importorskip("uvloop")
+    handler = RecordingHandler()
+    handler.pipelining = pipelining
+    with SMTPServer(handler) as server:
+        results = uvloop.run(send_all(server.port, ["b@example.org", "c@example.org"]))
+        received = server.wait_for(2)
+    assert results == [None, None]
+    assert [m.data for m in received] == [MESSAGE, MESSAGE]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import cast
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse
@@ -121,8 +122,9 @@ class PipelinedSession:
     """A set-up SMTP session whose relay offers PIPELINING, taken over from aiosmtplib."""
 
     def __init__(self, client: aiosmtplib.SMTP) -> None:
-        transport = client.transport
-        if not isinstance(transport, asyncio.Transport):
+        # uvloop's transports are not subclasses of asyncio.Transport, but have its methods.
+        transport = cast(asyncio.Transport | None, client.transport)
+        if transport is None or transport.is_closing():
             raise aiosmtplib.SMTPServerDisconnected("not connected")
         self.client = client
         self.timeout = client.timeout

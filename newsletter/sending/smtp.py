@@ -258,14 +258,15 @@ class SMTPPool:
             await client.connect()
             if client.is_ehlo_or_helo_needed:
                 await client.ehlo()
+            session = (
+                PipelinedSession(client) if client.supports_extension("pipelining") else client
+            )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             client.close()
             failure = classify(exc)
             raise ConnectionFailure(failure.key, **failure.values) from None
         self.connections_opened += 1
-        if client.supports_extension("pipelining"):
-            return PipelinedSession(client)
-        return client
+        return session
 
     async def close(self) -> None:
         """QUIT every idle connection (errors ignored: we are leaving anyway)."""
