@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine, select, update
 
 from newsletter.config import Config
@@ -281,4 +282,40 @@ async def test_delivery_service_restarts_after_a_database_error(
     assert failures["left"] == 0
     assert Counter(smtp_server.handler.recipients()) == {
         f"reader{i}@example.net": 1 for i in range(8)
+    }
+
+
+async def test_outcomes_waiting_for_their_commit_are_recorded_when_a_task_fails(
+    config: Config, engine: Engine, smtp_server: SMTPServer
+) -> None:
+    """When the sender stops on an error (here: the second run's message cannot be prepared,
+    the database having failed), the 250s still waiting for their group commit are recorded
+    before it raises, so the restarted sender does not send those messages again."""
+    from sqlalchemy.exc import OperationalError
+
+    add_subscribers(engine, 8)
+    first = start(engine, key="issue:1")
+    second = start(engine, key="issue:2", text="Deuxième")
+
+    def failing_second(config: Config, message: RunMessage) -> BuildFn:
+        if message.run_id == second:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return simple_factory(config, message)
+
+    # Long group window: the first run's 250s are still waiting when the second run fails.
+    slow_commits = SenderOptions(
+        batch_size=10,
+        workers=1,
+        poll_interval=0.01,
+        commit_interval=30.0,
+        commit_limit=100,
+        lease=timedelta(seconds=1),  # the second run's claims come back soon after
+    )
+    with pytest.raises(OperationalError):
+        await run_sender(config, engine, options=slow_commits, message_factory=failing_second)
+    assert delivery_counts(engine, first) == {"sent": 8}
+    await run_sender(config, engine, options=FAST, message_factory=simple_factory)
+    assert delivery_counts(engine, second) == {"sent": 8}
+    assert Counter(smtp_server.handler.recipients()) == {
+        f"reader{i}@example.net": 2 for i in range(8)
     }

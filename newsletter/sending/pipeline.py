@@ -65,6 +65,12 @@ class OutcomeRecorder(Generic[Item]):
         async with self._changed:
             await self._changed.wait_for(lambda: self._uncommitted() == 0)
 
+    def take_pending(self) -> list[Item]:
+        """The items added but not yet handed to ``write`` (for a last attempt after the
+        committing task was cancelled); they are no longer this recorder's."""
+        pending, self._pending = self._pending, []
+        return pending
+
     async def close(self) -> None:
         async with self._changed:
             self._closed = True

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,6 +70,8 @@ from newsletter.sending.smtp import (
 )
 
 NowFn = Callable[[], datetime]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -352,6 +355,20 @@ class Sender:
         await asyncio.wait(workers)
         await self.recorder.close()
 
+    async def _record_what_was_sent(self) -> None:
+        """After a task failed and the others were cancelled: one attempt to commit the
+        outcomes still waiting for their group, so a transient error (the build of a run's
+        message, a claim) does not send those messages again. If the database is what
+        failed, this fails too, and they are re-sent like after a crash (the bound holds)."""
+        pending = self.recorder.take_pending()
+        if not pending:
+            return
+        try:
+            async with self.recorder.lock:
+                await asyncio.to_thread(self._record, pending)
+        except Exception:
+            logger.warning("could not record %s outcomes after a failure", len(pending))
+
     async def run(self, stop: asyncio.Event, stop_when_idle: bool) -> SenderStats:
         done = asyncio.Event()
         try:
@@ -367,6 +384,7 @@ class Sender:
                 ]
                 group.create_task(self._supervise(workers))
         except BaseExceptionGroup as group_error:
+            await self._record_what_was_sent()
             # Callers see the first task's own exception, not the group.
             raise group_error.exceptions[0] from None
         finally:
