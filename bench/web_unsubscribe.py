@@ -12,6 +12,10 @@ httpx would be the bottleneck) and C connections (default 32):
 4. ``send + one-click``: the same send, while one-click POSTs arrive at R per second
    (open loop, default 100/s, for people outside the send): p99 and the send's rate.
 
+Phases 3 and 4 run in turn ``--rounds`` times (default 3): a send of 20,000 lasts about ten
+seconds here, and one pair alone swings by several points with the machine. The drop is
+taken between the two kinds' median rates, the p99 from the worst loaded round.
+
 Every phase checks that each POST answered 200 left its subscriber unsubscribed, and each
 send that the sink counted exactly S messages.
 
@@ -25,6 +29,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -351,17 +356,21 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
         f"ours p99 alone: {ours['p99_ms']:.1f} ms (target < 50 ms: "
         f"{verdict(ours['p99_ms'] < TARGETS['p99'] * 1000)})",
     ]
-    sends = {s["name"]: s for s in figures["send"]}
-    if "send + one-click" in web and sends:
-        alone, loaded = sends["send alone"], sends["send + one-click"]
-        drop = 1 - loaded["rate"] / alone["rate"] if alone["rate"] else 1.0
-        p99 = web["send + one-click"]["p99_ms"]
+    alone = [s["rate"] for s in figures["send"] if s["name"].startswith("send alone")]
+    loaded = [s["rate"] for s in figures["send"] if s["name"].startswith("send + one-click")]
+    during = [w["p99_ms"] for w in figures["web"] if w["name"].startswith("send + one-click")]
+    if alone and loaded and during:
+        # The median of each kind's rounds, and the worst round's p99.
+        alone_rate, loaded_rate = statistics.median(alone), statistics.median(loaded)
+        drop = 1 - loaded_rate / alone_rate if alone_rate else 1.0
+        p99 = max(during)
         lines.append(
-            f"one-click p99 during the send: {p99:.1f} ms "
+            f"one-click p99 during the send (worst of {len(during)}): {p99:.1f} ms "
             f"(target < 100 ms: {verdict(p99 < TARGETS['send_p99'] * 1000)})"
         )
         lines.append(
-            f"send rate drop under one-click load: {drop:.1%} "
+            f"send rate drop under one-click load: {drop:.1%}, medians {alone_rate:.0f} and "
+            f"{loaded_rate:.0f} msg/s of {len(alone)} rounds "
             f"(target <= 15%: {verdict(drop <= TARGETS['send_drop'])})"
         )
     return lines
@@ -376,7 +385,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--during-rate", type=float, default=100.0, help="one-click POSTs/s during the send"
     )
-    parser.add_argument("--no-send", action="store_true", help="skip the two send phases")
+    parser.add_argument("--no-send", action="store_true", help="skip the send phases")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="send alone / send + one-click pairs, in turn"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     return parser.parse_args(argv)
 
@@ -396,13 +408,17 @@ def main(argv: list[str] | None = None) -> int:
             print("[bench] send phases skipped: Postfix's smtp-sink is not installed")
         if not args.no_send and has_sink:
             with SmtpSink() as sink:
-                for name, rate in (("send alone", 0.0), ("send + one-click", args.during_rate)):
-                    send, web = send_phase(work, name, sink, args, rate)
-                    figures["send"].append(asdict(send))
-                    print(f"[bench] {figures['send'][-1]}", flush=True)
-                    if web is not None:
-                        figures["web"].append(asdict(web))
-                        print(f"[bench] {figures['web'][-1]}", flush=True)
+                for round_ in range(1, args.rounds + 1):
+                    # Alone and loaded in turn: a slow patch of the machine then touches
+                    # both kinds rather than one.
+                    for kind, rate in (("send alone", 0.0), ("send + one-click", args.during_rate)):
+                        name = kind if args.rounds == 1 else f"{kind} #{round_}"
+                        send, web = send_phase(work, name, sink, args, rate)
+                        figures["send"].append(asdict(send))
+                        print(f"[bench] {figures['send'][-1]}", flush=True)
+                        if web is not None:
+                            figures["web"].append(asdict(web))
+                            print(f"[bench] {figures['web'][-1]}", flush=True)
     figures["verdicts"] = verdicts(figures)
     report(figures, args)
     if args.json:

@@ -57,7 +57,7 @@ def test_unsubscribe_bench_runs_at_small_size(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     argv = [sys.executable, str(root / "bench" / "web_unsubscribe.py")]
     argv += ["--subscribers", "40", "--concurrency", "4", "--max-seconds", "30"]
-    argv += ["--send", "200", "--during-rate", "20", "--json", str(out)]
+    argv += ["--send", "200", "--during-rate", "20", "--rounds", "1", "--json", str(out)]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "req/s" in result.stdout and "p99" in result.stdout
