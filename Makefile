@@ -16,6 +16,7 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	test -f newsletter.toml || $(BIN)/newsletter init
+	$(BIN)/newsletter db upgrade
 	$(BIN)/newsletter serve
 
 lint: $(STAMP)

@@ -198,6 +198,13 @@ def current_revision(engine: Engine) -> str | None:
     return revision
 
 
+def head_revision(engine: Engine) -> str | None:
+    """The revision this program's migrations end at (the schema its models declare)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
 def known_revisions(engine: Engine) -> set[str]:
     """Every schema revision this program's migrations know."""
     from alembic.script import ScriptDirectory

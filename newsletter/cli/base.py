@@ -17,7 +17,7 @@ from newsletter.cli.language import cli_gettext as cli_gettext
 from newsletter.cli.language import cli_language as cli_language
 from newsletter.cli.usage import show_usage_error
 from newsletter.config import Config, DeprecatedName, config_path_from, load_config
-from newsletter.db import current_revision, make_engine
+from newsletter.db import current_revision, head_revision, make_engine
 from newsletter.errors import InvalidInputError, NewsletterError, NotInitialisedError
 from newsletter.i18n import gettext, ngettext, translations
 from newsletter.inputs import MAX_ID, parse_count
@@ -157,9 +157,18 @@ class AppContext:
         """The database engine; raises ``NotInitialisedError`` if migrations never ran."""
         if self._engine is None:
             self._engine = make_engine(self.config.database_url)
-        if require_schema and current_revision(self._engine) is None:
+        if not require_schema:
+            return self._engine
+        revision = current_revision(self._engine)
+        if revision is None:
             raise NotInitialisedError(
                 "the database has no schema yet: run `newsletter init` (or `newsletter db upgrade`)"
+            )
+        if revision != head_revision(self._engine):
+            raise NotInitialisedError(
+                "the database was made by an older version (schema %(revision)s): run "
+                "`newsletter db upgrade` (back it up first)",
+                revision=revision,
             )
         return self._engine
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 11:14:33.870054
+Create Date: 2026-11-30 09:47:40.240937
 """
 
 from __future__ import annotations
@@ -302,7 +302,6 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=500), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
-        sa.Column("raw_removed_at", newsletter.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("action", sa.String(length=20), nullable=False),
         sa.Column("status_code", sa.String(length=20), nullable=False),
