@@ -38,11 +38,19 @@ def english_texts() -> list[str]:
     return sorted({flat(text.msgid)[:25] for text in help_texts(main)})
 
 
+def subcommand(group: click.Command, name: str) -> click.Command:
+    """``group``'s command ``name``, loading it as the command line does (lazily)."""
+    assert isinstance(group, click.Group)
+    found = group.get_command(click.Context(group), name)
+    assert found is not None, name
+    return found
+
+
 def command_paths(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [path]
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
-            found += command_paths(sub, (*path, name))
+        for name in sorted(command.list_commands(click.Context(command))):
+            found += command_paths(subcommand(command, name), (*path, name))
     return found
 
 
@@ -74,10 +82,9 @@ def test_help_stays_english_otherwise(path: tuple[str, ...]) -> None:
     shown = show_help(*path, env=ENGLISH)
     assert shown.startswith("Usage: main") and "--help Show this message and exit." in shown
     assert "Utilisation" not in shown and "Afficher" not in shown
-    command = main
+    command: click.Command = main
     for name in path:
-        assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = subcommand(command, name)
     assert flat(help_msgid(command.help or "")) in shown
 
 
@@ -99,7 +106,7 @@ def test_help_texts_are_extracted_from_the_command_tree() -> None:
     """`make messages` reads the help texts from the click commands as click shows them:
     docstrings cleaned of their indentation, options' help, click's headings."""
     found = messages.keys(messages.extract())
-    pause = main.commands["schedule"].commands["pause"]  # type: ignore[attr-defined]
+    pause = subcommand(subcommand(main, "schedule"), "pause")
     assert pause.help.startswith("Pause the schedule until DATE")
     assert (None, help_msgid(pause.help)) in found and "\n    " not in help_msgid(pause.help)
     assert (None, "Back on this local date.") in found
@@ -192,3 +199,25 @@ def test_usage_errors_speak_the_users_locale(args: list[str], french: str, engli
         assert expected in flat(result.output)
         if "--weeks" not in args:  # the product's own refusals print one line, no usage
             assert hint in result.output
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    """`newsletter schedule show --help` imports the schedule's commands, not link intake,
+    the web app or the return path (a command starts in what it uses)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from newsletter.cli import main\n"
+        "main(['schedule', 'show', '--help'], standalone_mode=False)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('newsletter.cli.')))\n"
+        "print('newsletter.intake.metadata' in sys.modules, 'newsletter.web.app' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={"LANGUAGE": "en"}
+    )
+    assert result.returncode == 0, result.stderr
+    modules, heavy = result.stdout.strip().splitlines()[-2:]
+    assert "newsletter.cli.schedule" in modules and "newsletter.cli.content" not in modules
+    assert heavy == "False False"

@@ -1,22 +1,14 @@
 """The editor's command line (click). An edge: it reads the clock, opens one transaction per
 command and maps ``NewsletterError`` to a message and an exit code.
 
-Command groups live in sibling modules and register themselves on ``main`` below.
+Command groups live in sibling modules and register themselves on ``main`` when imported;
+``main`` imports only the module of the command being run (``COMMAND_MODULES`` in
+``newsletter.cli.base``), so ``newsletter send status`` does not load the web app, link
+intake or the return path.
 """
 
 from __future__ import annotations
 
-from newsletter.cli.base import main
+from newsletter.cli.base import COMMAND_MODULES, main
 
-# Each module adds its commands to ``main`` when imported.
-from newsletter.cli import setup as _setup  # noqa: F401  isort: skip
-from newsletter.cli import content as _content  # noqa: F401  isort: skip
-from newsletter.cli import serve as _serve  # noqa: F401  isort: skip
-from newsletter.cli import editors as _editors  # noqa: F401  isort: skip
-from newsletter.cli import send as _send  # noqa: F401  isort: skip
-from newsletter.cli import subscribers as _subscribers  # noqa: F401  isort: skip
-from newsletter.cli import schedule as _schedule  # noqa: F401  isort: skip
-from newsletter.cli import feeds as _feeds  # noqa: F401  isort: skip
-from newsletter.cli import inbound as _inbound  # noqa: F401  isort: skip
-
-__all__ = ["main"]
+__all__ = ["COMMAND_MODULES", "main"]

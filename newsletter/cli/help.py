@@ -155,8 +155,11 @@ def help_texts(command: click.Command, path: str = "newsletter") -> Iterator[Hel
         if isinstance(param, click.Option) and param.help:
             yield HelpText(help_msgid(param.help), module, path)
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            yield from help_texts(command.commands[name], f"{path} {name}")
+        ctx = click.Context(command)
+        for name in sorted(command.list_commands(ctx)):  # loads lazily registered commands
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                yield from help_texts(sub, f"{path} {name}")
 
 
 def _module_of(command: click.Command) -> str:
