@@ -33,7 +33,8 @@ def _dovecot() -> str:
 
 
 class Dovecot:
-    """``dovecot -F`` with a config in a temp folder, listening on 127.0.0.1:``port``."""
+    """``dovecot -F`` with a config in a temp folder, listening on 127.0.0.1:``port`` (and on
+    127.0.0.2, an address its certificate does not name)."""
 
     def __init__(self, *, tls: bool = False) -> None:
         self.binary = _dovecot()
@@ -101,7 +102,7 @@ class Dovecot:
 base_dir = {self.dir}/run
 state_dir = {self.dir}/state
 log_path = {self.dir}/dovecot.log
-listen = 127.0.0.1
+listen = 127.0.0.1, 127.0.0.2
 protocols = imap
 {self._ssl_settings()}
 disable_plaintext_auth = no
@@ -120,11 +121,11 @@ userdb {{
 }}
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = 127.0.0.1, 127.0.0.2
     port = {self.port}
   }}
   inet_listener imaps {{
-    address = 127.0.0.1
+    address = 127.0.0.1, 127.0.0.2
     port = {self.tls_port}
   }}
 }}

@@ -44,7 +44,12 @@ def _trusting(dovecot: Dovecot) -> ssl.SSLContext:
 
 
 def _site(
-    dovecot: Dovecot, make_config: ConfigFactory, sqlite_url: str, tls: str, folder: str
+    dovecot: Dovecot,
+    make_config: ConfigFactory,
+    sqlite_url: str,
+    tls: str,
+    folder: str,
+    host: str = "127.0.0.1",
 ) -> tuple[Config, Engine]:
     client = imaplib.IMAP4_SSL("127.0.0.1", dovecot.tls_port, ssl_context=_trusting(dovecot))
     client.login(USER, PASSWORD)
@@ -52,7 +57,7 @@ def _site(
     client.logout()
     config = make_config(
         sqlite_url,
-        bounces__imap_host="127.0.0.1",
+        bounces__imap_host=host,
         bounces__imap_port=dovecot.tls_port if tls == "tls" else dovecot.port,
         bounces__imap_tls=tls,
         bounces__imap_user=USER,
@@ -123,6 +128,29 @@ def test_an_untrusted_certificate_stops_the_poll(
     _append(dovecot, folder, b"From: a@example.net\r\nSubject: x\r\n\r\nx\r\n")
     with pytest.raises(MailboxError, match="CERTIFICATE_VERIFY_FAILED"):
         poll_imap(engine, config, now_fn=lambda: T1)
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(InboundMessage)) == 0
+    assert _count(dovecot, folder) == 1
+    engine.dispose()
+
+
+@pytest.mark.parametrize("tls", ["tls", "starttls"])
+def test_a_certificate_for_another_host_stops_the_poll(
+    dovecot: Dovecot, make_config: ConfigFactory, sqlite_url: str, tls: str
+) -> None:
+    """A trusted certificate that does not name the address the poll connects to (the
+    server answers on 127.0.0.2, its certificate is for 127.0.0.1 and localhost) is refused
+    like an untrusted one: the host name is checked, not only the chain."""
+    folder = f"Elsewhere{tls}"
+    config, engine = _site(dovecot, make_config, sqlite_url, tls, folder, host="127.0.0.2")
+    _append(dovecot, folder, b"From: a@example.net\r\nSubject: x\r\n\r\nx\r\n")
+    with pytest.raises(MailboxError, match="mismatch"):
+        poll_imap(
+            engine,
+            config,
+            now_fn=lambda: T1,
+            mailbox_factory=lambda settings: Mailbox(settings, _trusting(dovecot)),
+        )
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(InboundMessage)) == 0
     assert _count(dovecot, folder) == 1
