@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from abc import ABC, abstractmethod
 
 from aiosmtpd.smtp import SMTP
 
 
-class LoopServer:
+class LoopServer(ABC):
     """Serves ``make_protocol()`` on ``host``:``port`` (0 picks a free port, read back after
-    ``start``) in the running loop."""
+    ``start``) in the running loop. Subclasses say which protocol, with which handler."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.server: asyncio.Server | None = None
 
+    @abstractmethod
     def make_protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
         """The protocol for one connection (an ``SMTP`` or ``LMTP`` with its handler)."""
-        raise NotImplementedError
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
