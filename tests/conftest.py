@@ -108,6 +108,16 @@ def make_config(tmp_path: Path) -> ConfigFactory:
 
 
 @pytest.fixture
+def sqlite_site(make_config: ConfigFactory, sqlite_url: str) -> Iterator[tuple[Config, Engine]]:
+    """A config on a migrated SQLite file, and its engine."""
+    config = make_config(sqlite_url)
+    engine = make_engine(sqlite_url)
+    upgrade_database(engine)
+    yield config, engine
+    engine.dispose()
+
+
+@pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """A migrated database on each backend."""
     eng = make_engine(db_url)

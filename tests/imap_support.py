@@ -14,9 +14,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.harness import free_port
+import pytest
+
+from tests.harness import IN_CI, free_port
 
 USER, PASSWORD = "bounces", "imap-test-password"
 
@@ -171,3 +174,19 @@ service stats {{
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def running_dovecot(*, tls: bool = False) -> Iterator[Dovecot]:
+    """A started ``Dovecot`` for a fixture to yield from, stopped afterwards; a test fails in
+    CI when it cannot start, and is skipped with the reason elsewhere."""
+    server = Dovecot(tls=tls)
+    what = "Dovecot with TLS" if tls else "Dovecot"
+    try:
+        server.start()
+    except (DovecotUnavailable, OSError) as exc:
+        server.stop()
+        if IN_CI:
+            pytest.fail(f"{what} is required in CI but could not start: {exc}")
+        pytest.skip(f"IMAP tests skipped: {what} could not start ({exc})")
+    yield server
+    server.stop()

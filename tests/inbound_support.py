@@ -228,3 +228,10 @@ def auto_reply(to: str) -> bytes:
         "Message-ID: <ooo.1@example.net>\r\n\r\n"
         "Je suis absente jusqu'au 6 septembre.\r\n"
     ).encode()
+
+
+def soft_dsn(
+    config: Config, run_id: int, subscriber_id: int, rcpt: str, shape: str = "postfix"
+) -> bytes:
+    """A DSN saying the delivery is delayed by a full mailbox (4.2.2): a soft bounce."""
+    return dsn(config, run_id, subscriber_id, rcpt, status="4.2.2", action="delayed", shape=shape)

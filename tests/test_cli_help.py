@@ -12,9 +12,8 @@ from sqlalchemy import Engine, select
 from newsletter.cli import main
 from newsletter.cli.help import help_msgid, help_texts
 from newsletter.config import Config
-from newsletter.db import make_engine, transaction, upgrade_database
+from newsletter.db import transaction
 from newsletter.models import Pause
-from tests.conftest import ConfigFactory
 from tools import messages
 
 NB = "\u202f"
@@ -114,22 +113,14 @@ def test_help_texts_are_extracted_from_the_command_tree() -> None:
     assert (None, "Show the version and exit.") in found
 
 
-@pytest.fixture
-def setup(make_config: ConfigFactory, sqlite_url: str) -> tuple[Config, Engine]:
-    config = make_config(sqlite_url)
-    engine = make_engine(sqlite_url)
-    upgrade_database(engine)
-    return config, engine
-
-
 def run(config: Config, *args: str) -> Result:
     return CliRunner().invoke(main, ["--config", str(config.path), *args], env=FRENCH)
 
 
-def test_commands_parse_as_before_under_a_french_locale(setup: tuple[Config, Engine]) -> None:
+def test_commands_parse_as_before_under_a_french_locale(sqlite_site: tuple[Config, Engine]) -> None:
     """Translated help changes nothing in parsing: options, required options and ranges
     behave as before under LANGUAGE=fr."""
-    config, engine = setup
+    config, engine = sqlite_site
     result = run(config, "schedule", "pause", "--until", "2099-09-06", "--reason", "Été")
     assert result.exit_code == 0, result.output
     with transaction(engine) as session:

@@ -26,6 +26,7 @@ from tests.inbound_support import (
     dsn,
     mailto_unsubscribe,
     sent_run,
+    soft_dsn,
     unsubscribe_address,
 )
 from tests.test_inbound_classify import HOSTILE
@@ -97,15 +98,7 @@ def test_soft_bounces_n_within_d_days(
     person = _ids(engine)[0]
 
     def soft(run_id: int, at: timedelta, shape: str = "postfix"):
-        raw = dsn(
-            config,
-            run_id,
-            person,
-            "reader0@example.net",
-            status="4.2.2",
-            action="delayed",
-            shape=shape,
-        )
+        raw = soft_dsn(config, run_id, person, "reader0@example.net", shape)
         return _receive(engine, config, raw, at=at)
 
     # Run 1's soft bounce is 20 days old by the time of the others: expired.

@@ -19,23 +19,13 @@ from newsletter.inbound.models import InboundMessage
 from newsletter.services.inbound_intake import poll_imap
 from subscribers.models import Subscriber
 from tests.conftest import ConfigFactory
-from tests.harness import IN_CI
-from tests.imap_support import PASSWORD, USER, Dovecot, DovecotUnavailable
+from tests.imap_support import PASSWORD, USER, Dovecot, running_dovecot
 from tests.inbound_support import T1, dsn, sent_run
 
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[Dovecot]:
-    server = Dovecot(tls=True)
-    try:
-        server.start()
-    except (DovecotUnavailable, OSError) as exc:
-        server.stop()
-        if IN_CI:
-            pytest.fail(f"Dovecot with TLS is required in CI but could not start: {exc}")
-        pytest.skip(f"IMAP over TLS tests skipped: Dovecot could not start ({exc})")
-    yield server
-    server.stop()
+    yield from running_dovecot(tls=True)
 
 
 def _trusting(dovecot: Dovecot) -> ssl.SSLContext:

@@ -22,7 +22,7 @@ from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.conftest import ConfigFactory
 from tests.delivery_support import FaultHandler, add_subscribers, delivery_counts
 from tests.harness import SMTPServer
-from tests.inbound_support import T0, T1, dsn, sent_run
+from tests.inbound_support import T0, T1, sent_run, soft_dsn
 from tests.test_faults import QUICK, start
 
 OLD = "NEWSLETTER_SUBSCRIBERS_SOFT_BOUNCE_LIMIT"
@@ -65,15 +65,7 @@ def test_the_sender_marks_bounced_at_the_bounces_limit(
 
 
 def _soft_dsn(engine: Engine, config, run_id: int, person: int, at: timedelta, shape: str):
-    raw = dsn(
-        config,
-        run_id,
-        person,
-        "reader0@example.net",
-        status="4.2.2",
-        action="delayed",
-        shape=shape,
-    )
+    raw = soft_dsn(config, run_id, person, "reader0@example.net", shape)
     return receive_message(engine, config, raw, source="lmtp", now=T1 + at)
 
 
