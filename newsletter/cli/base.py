@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from newsletter.cli.help import HelpCommand, HelpGroup
+from newsletter.cli.language import _ as _
 from newsletter.cli.language import cli_gettext as cli_gettext
 from newsletter.cli.language import cli_language as cli_language
 from newsletter.cli.usage import show_usage_error
@@ -70,12 +71,6 @@ def cli_word(value: object) -> str:
     """A status, kind or action word (``active``, ``hard_bounce``) in the command line's
     language, as the dashboard shows it; the word itself when it has no translation."""
     return translator(cli_language())(value)
-
-
-def _(msgid: str, /, **values: Any) -> str:
-    """``msgid`` in the command line's language, filled with ``values`` (``%(name)s``)."""
-    text = gettext(cli_language())(msgid)
-    return text % values if values else text
 
 
 def deprecation_warning(note: DeprecatedName) -> str:

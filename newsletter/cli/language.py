@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from babel.core import default_locale
 
@@ -21,3 +22,9 @@ def cli_language() -> str:
 def cli_gettext() -> Callable[[str], str]:
     """The command line's ``gettext``, for rendering an error's key."""
     return gettext(cli_language())
+
+
+def _(msgid: str, /, **values: Any) -> str:
+    """``msgid`` in the command line's language, filled with ``values`` (``%(name)s``)."""
+    text = cli_gettext()(msgid)
+    return text % values if values else text

@@ -9,19 +9,13 @@ exception's own fields (which option, which command, the close matches) with the
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import click
 from click.exceptions import MissingParameter, NoArgsIsHelpError, NoSuchCommand, NoSuchOption
 
-from newsletter.cli.language import cli_gettext
+from newsletter.cli.language import _
 
 _EXTRA_ARGUMENTS = re.compile(r"^Got unexpected extra arguments? \((?P<args>.*)\)$")
-
-
-def _(msgid: str, /, **values: Any) -> str:
-    text = cli_gettext()(msgid)
-    return text % values if values else text
 
 
 def show_usage_error(error: click.UsageError) -> None:
